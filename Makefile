@@ -1,0 +1,49 @@
+# aurl: run `make help` for the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# Tests and runs never touch the network: models load from local folders, W&B logs offline.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export WANDB_MODE ?= offline
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast lint format train bench clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv with pip and install aurl with its dev extras (idempotent)
+
+test: install ## Run the whole test suite, slow and DDP tests included
+	$(BIN)/pytest tests
+
+test-fast: install ## Run the tests not marked slow
+	$(BIN)/pytest tests -m "not slow"
+
+lint: install ## Check style with ruff
+	$(BIN)/ruff check src data_modules tests benchmarks
+	$(BIN)/ruff format --check src data_modules tests benchmarks
+
+format: install ## Format and autofix with ruff
+	$(BIN)/ruff format src data_modules tests benchmarks
+	$(BIN)/ruff check --fix src data_modules tests benchmarks
+
+train: install ## The main job: train and evaluate the smoke experiment on the synthetic benchmark
+	$(BIN)/aurl fit --config experiments/smoke.yaml
+
+bench: install ## Run the benchmarks (writes benchmarks/results/)
+	$(BIN)/python benchmarks/run_all.py
+
+clean: ## Remove caches and run outputs (keeps .venv)
+	rm -rf .pytest_cache .ruff_cache .hypothesis runs lightning_logs wandb
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
