@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -11,7 +12,7 @@ import numpy as np
 def write_video(
     path: str | Path,
     frames: np.ndarray,
-    fps: float = 30.0,
+    fps: float | Fraction = 30.0,
     codec: str = "libx264",
     gop_size: int = 12,
     crf: int = 18,
@@ -37,7 +38,9 @@ def write_video(
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     _, height, width, _ = frames.shape
     with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream(codec, rate=round(fps) if float(fps).is_integer() else fps)
+        # PyAV wants an int or a Fraction; str() keeps 29.97 as 2997/100, not a float's binary.
+        rate = fps if isinstance(fps, Fraction) else Fraction(str(fps))
+        stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         stream.codec_context.gop_size = gop_size
