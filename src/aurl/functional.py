@@ -1,0 +1,287 @@
+"""Pure metric functions for zero-shot evaluation and the alignment/uniformity diagnostics.
+
+Notation used by every docstring below: ``e_i = x_i / ||x_i||_2`` is the L2-normalised embedding of
+video ``i`` (``torch.nn.functional.normalize`` with ``eps=1e-12``: a zero vector stays zero),
+``y_i`` its label, ``N`` the number of videos, and ``mu_c = (1 / n_c) * sum_{i : y_i = c} e_i``
+the centre of class ``c`` (the plain mean of its normalised embeddings, **not** re-normalised).
+Only classes with at least one video are "present"; absent classes never enter a formula.
+
+The torchmetrics pattern is followed: the public functions are thin wrappers around private
+``_*_update`` / ``_*_compute`` helpers that the classes in :mod:`aurl.metrics` reuse, so a metric
+accumulated over batches (and over DDP ranks) computes exactly the same formula.
+
+Arithmetic runs in the input's floating dtype promoted to at least float32 (float64 inputs stay
+float64).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_REDUCTIONS = ("min", "mean")
+
+
+def _work_dtype(tensor: Tensor) -> torch.dtype:
+    return torch.promote_types(tensor.dtype, torch.float32)
+
+
+def _check_embeddings(embeddings: Tensor, name: str, where: str) -> None:
+    if not isinstance(embeddings, Tensor):
+        raise TypeError(f"{where}: {name} must be a torch.Tensor, got {type(embeddings).__name__}")
+    if embeddings.ndim != 2 or not embeddings.is_floating_point():
+        raise ValueError(
+            f"{where}: {name} must be a 2-D floating tensor (N, D), got shape "
+            f"{tuple(embeddings.shape)} and dtype {embeddings.dtype}"
+        )
+    if embeddings.shape[0] == 0 or embeddings.shape[1] == 0:
+        raise ValueError(f"{where}: {name} is empty (shape {tuple(embeddings.shape)})")
+
+
+def _check_labels(labels: Tensor, num_rows: int, where: str, num_classes: int | None) -> None:
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"{where}: labels must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.ndim != 1 or labels.is_floating_point() or labels.is_complex():
+        raise ValueError(
+            f"{where}: labels must be a 1-D integer tensor (N,), got shape {tuple(labels.shape)} "
+            f"and dtype {labels.dtype}"
+        )
+    if labels.dtype == torch.bool:
+        raise ValueError(f"{where}: labels must be integers, got dtype torch.bool")
+    if labels.shape[0] != num_rows:
+        raise ValueError(
+            f"{where}: labels has {labels.shape[0]} entries but the embeddings have "
+            f"{num_rows} rows"
+        )
+    if num_classes is not None:
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            raise ValueError(
+                f"{where}: labels must lie in [0, {num_classes}), got values in [{low}, {high}]"
+            )
+
+
+def _dense_labels(labels: Tensor) -> tuple[Tensor, int]:
+    """Maps arbitrary integer labels to ``0..P-1`` (P = number of distinct labels), sorted."""
+    classes, inverse = torch.unique(labels, sorted=True, return_inverse=True)
+    return inverse, classes.numel()
+
+
+def _class_sums(embeddings: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """Per-class sums of the normalised embeddings and per-class counts: the sufficient statistics
+    of the class centres, additive over batches and ranks.
+
+    Args:
+        embeddings: (N, D) raw embeddings; normalised here.
+        labels: (N,) integer labels in ``[0, num_classes)`` (validated by the caller).
+        num_classes: C.
+
+    Returns:
+        ``sums`` (C, D) with ``sums[c] = sum_{i : y_i = c} e_i`` and ``counts`` (C,) int64 with
+        ``counts[c] = n_c``.
+    """
+    normed = F.normalize(embeddings.to(_work_dtype(embeddings)), dim=1)  # (N, D)
+    sums = normed.new_zeros(num_classes, normed.shape[1]).index_add_(0, labels, normed)
+    counts = torch.bincount(labels, minlength=num_classes)
+    return sums, counts
+
+
+def _dispersion_compute(sums: Tensor, counts: Tensor, reduction: str = "min") -> Tensor:
+    """Reduces the distances between the centres of the present classes.
+
+    Args:
+        sums: (C, D) per-class sums of normalised embeddings, as from :func:`_class_sums`.
+        counts: (C,) per-class counts; classes with count 0 are absent and ignored.
+        reduction: ``"min"`` (Dispersion) or ``"mean"`` (mean inter-centre distance).
+
+    Returns:
+        A scalar: ``min`` or ``mean`` over pairs ``c < c'`` of present classes of
+        ``||mu_c - mu_c'||_2``; NaN when fewer than two classes are present (no pair exists).
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    present = counts > 0
+    centres = sums[present] / counts[present].unsqueeze(1).to(sums.dtype)  # (P, D)
+    num_present = centres.shape[0]
+    if num_present < 2:
+        return torch.tensor(float("nan"), dtype=sums.dtype, device=sums.device)
+    # The matmul expansion ||a||^2 + ||b||^2 - 2ab loses the small distances of a collapsed model
+    # to cancellation; direct differences stay exact and cdist never materialises (P, P, D).
+    distances = torch.cdist(
+        centres.unsqueeze(0), centres.unsqueeze(0), compute_mode="donot_use_mm_for_euclid_dist"
+    )[0]  # (P, P)
+    rows, cols = torch.triu_indices(num_present, num_present, offset=1, device=sums.device)
+    pairs = distances[rows, cols]  # (P * (P - 1) / 2,)
+    return pairs.min() if reduction == "min" else pairs.mean()
+
+
+def _topk_correct(
+    video_embeddings: Tensor, class_embeddings: Tensor, labels: Tensor, k: int
+) -> Tensor:
+    """Whether each video's label is among its ``k`` nearest classes by cosine similarity.
+
+    Ties are broken by class index (lower index ranks first), i.e. the ranking of a stable sort
+    by descending similarity: the rank of the true class ``y`` is
+    ``#{j : s_j > s_y} + #{j < y : s_j = s_y}`` and the video counts as correct when that rank is
+    below ``k``. A non-finite similarity to the true class never counts as correct.
+
+    Args:
+        video_embeddings: (N, D), validated by the caller.
+        class_embeddings: (C, D), validated by the caller.
+        labels: (N,) in ``[0, C)``.
+        k: 1 <= k <= C.
+
+    Returns:
+        (N,) bool.
+    """
+    dtype = torch.promote_types(_work_dtype(video_embeddings), _work_dtype(class_embeddings))
+    videos = F.normalize(video_embeddings.to(dtype), dim=1)  # (N, D)
+    classes = F.normalize(class_embeddings.to(dtype), dim=1)  # (C, D)
+    sims = videos @ classes.T  # (N, C)
+    labels = labels.long().unsqueeze(1)  # (N, 1)
+    true_sims = sims.gather(1, labels)  # (N, 1)
+    class_index = torch.arange(sims.shape[1], device=sims.device).unsqueeze(0)  # (1, C)
+    ahead = (sims > true_sims) | ((sims == true_sims) & (class_index < labels))  # (N, C)
+    return (ahead.sum(dim=1) < k) & torch.isfinite(true_sims.squeeze(1))
+
+
+def _zero_shot_check(
+    video_embeddings: Tensor, class_embeddings: Tensor, labels: Tensor, k: int, where: str
+) -> None:
+    _check_embeddings(video_embeddings, "video_embeddings", where)
+    _check_embeddings(class_embeddings, "class_embeddings", where)
+    if video_embeddings.shape[1] != class_embeddings.shape[1]:
+        raise ValueError(
+            f"{where}: video_embeddings have dimension {video_embeddings.shape[1]} but "
+            f"class_embeddings have dimension {class_embeddings.shape[1]}"
+        )
+    num_classes = class_embeddings.shape[0]
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= num_classes:
+        raise ValueError(f"{where}: k must be an integer in [1, {num_classes}] (C), got {k!r}")
+    _check_labels(labels, video_embeddings.shape[0], where, num_classes)
+
+
+def closeness(embeddings: Tensor, labels: Tensor) -> Tensor:
+    """Closeness (alignment): mean distance of a video embedding to its class centre.
+
+    ``closeness = (1 / N) * sum_i ||e_i - mu_{y_i}||_2`` (micro average over videos; a class with
+    a single video contributes 0). Lower means tighter classes.
+
+    Args:
+        embeddings: (N, D) video embeddings (normalised here).
+        labels: (N,) integer class ids; any integer values, only equality matters.
+
+    Returns:
+        A scalar tensor.
+
+    Raises:
+        ValueError: on empty input, wrong shapes or dtypes, or a length mismatch.
+    """
+    _check_embeddings(embeddings, "embeddings", "closeness")
+    _check_labels(labels, embeddings.shape[0], "closeness", None)
+    dense, num_classes = _dense_labels(labels)
+    sums, counts = _class_sums(embeddings, dense, num_classes)
+    centres = sums / counts.unsqueeze(1).to(sums.dtype)  # (P, D)
+    normed = F.normalize(embeddings.to(sums.dtype), dim=1)  # (N, D)
+    return (normed - centres[dense]).norm(dim=1).mean()
+
+
+def dispersion(embeddings: Tensor, labels: Tensor) -> Tensor:
+    """Dispersion (uniformity): the smallest distance between two class centres.
+
+    ``dispersion = min over present classes c != c' of ||mu_c - mu_c'||_2``. Higher means better
+    separated classes. With fewer than two classes present no pair exists and the result is NaN
+    (a value, not an error, so an evaluation on a single-class batch, such as a sanity check,
+    does not crash; NaN cannot be mistaken for a real distance).
+
+    Args:
+        embeddings: (N, D) video embeddings (normalised here).
+        labels: (N,) integer class ids; any integer values, only equality matters.
+
+    Returns:
+        A scalar tensor (NaN with fewer than two classes).
+
+    Raises:
+        ValueError: on empty input, wrong shapes or dtypes, or a length mismatch.
+    """
+    _check_embeddings(embeddings, "embeddings", "dispersion")
+    _check_labels(labels, embeddings.shape[0], "dispersion", None)
+    dense, num_classes = _dense_labels(labels)
+    return _dispersion_compute(*_class_sums(embeddings, dense, num_classes), reduction="min")
+
+
+def mean_centre_distance(embeddings: Tensor, labels: Tensor) -> Tensor:
+    """Mean distance between class centres, a less noisy companion of :func:`dispersion`.
+
+    ``mean_centre_distance = (2 / (P (P - 1))) * sum over present classes c < c' of
+    ||mu_c - mu_c'||_2`` with P the number of present classes; NaN when P < 2 (as
+    :func:`dispersion`).
+
+    Args:
+        embeddings: (N, D) video embeddings (normalised here).
+        labels: (N,) integer class ids; any integer values, only equality matters.
+
+    Returns:
+        A scalar tensor (NaN with fewer than two classes).
+
+    Raises:
+        ValueError: on empty input, wrong shapes or dtypes, or a length mismatch.
+    """
+    _check_embeddings(embeddings, "embeddings", "mean_centre_distance")
+    _check_labels(labels, embeddings.shape[0], "mean_centre_distance", None)
+    dense, num_classes = _dense_labels(labels)
+    return _dispersion_compute(*_class_sums(embeddings, dense, num_classes), reduction="mean")
+
+
+def zero_shot_topk(
+    video_embeddings: Tensor, class_embeddings: Tensor, labels: Tensor, k: int = 1
+) -> Tensor:
+    """Zero-shot top-k accuracy by nearest class embedding under cosine similarity.
+
+    With ``s_ij = cos(v_i, t_j)`` between video ``i`` and class embedding ``j``, the result is
+    ``(1 / N) * #{i : y_i is among the k classes with highest s_ij}`` (micro average over
+    videos). Ties are broken deterministically by class index, lower first (the order of a stable
+    descending sort), so a collapsed model that scores every class equally predicts class 0 and
+    does not score 100%. A video whose similarity to its own class is not finite counts as wrong.
+
+    Args:
+        video_embeddings: (N, D) video embeddings.
+        class_embeddings: (C, D) class-name embeddings; row ``j`` is class ``j``.
+        labels: (N,) integers in ``[0, C)``.
+        k: how many nearest classes count, ``1 <= k <= C``.
+
+    Returns:
+        A scalar tensor in [0, 1].
+
+    Raises:
+        ValueError: on empty input, wrong shapes or dtypes, mismatched dimensions, labels outside
+            ``[0, C)`` or ``k`` outside ``[1, C]``.
+    """
+    _zero_shot_check(video_embeddings, class_embeddings, labels, k, "zero_shot_topk")
+    correct = _topk_correct(video_embeddings, class_embeddings, labels, k)
+    dtype = torch.promote_types(_work_dtype(video_embeddings), _work_dtype(class_embeddings))
+    return correct.to(dtype).mean()
+
+
+def harmonic_mean(a: Tensor | float, b: Tensor | float) -> Tensor:
+    """Harmonic mean ``H = 2ab / (a + b)`` (the generalised zero-shot summary of seen and unseen
+    accuracy), element-wise, with ``H = 0`` where ``a + b = 0``.
+
+    Args:
+        a: non-negative number or tensor.
+        b: non-negative number or tensor, broadcastable with ``a``.
+
+    Returns:
+        A floating tensor of the broadcast shape.
+
+    Raises:
+        ValueError: if an input is negative.
+    """
+    a_t, b_t = torch.as_tensor(a), torch.as_tensor(b)
+    dtype = torch.promote_types(torch.result_type(a_t, b_t), torch.float32)
+    a_t, b_t = a_t.to(dtype), b_t.to(dtype)
+    if bool((a_t < 0).any()) or bool((b_t < 0).any()):
+        raise ValueError(f"harmonic_mean: inputs must be non-negative, got {a} and {b}")
+    total = a_t + b_t
+    return torch.where(total > 0, 2 * a_t * b_t / torch.where(total > 0, total, 1), 0.0)

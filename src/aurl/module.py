@@ -1,0 +1,365 @@
+"""The AURL LightningModule: visual + semantic towers trained with the AURL loss."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aurl import functional
+from aurl.class_generator import ClassGenerator
+from aurl.metrics import EmbeddingCollector, ZeroShotAccuracy
+from aurl.optim import build_optimizer, build_warmup_cosine
+from aurl.text_encoders import ClassEmbeddingCache, TextEncoder
+from aurl.towers import SemanticTower, VisualTower
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    """Embeddings and scores of one evaluation set, kept after a test epoch for plots."""
+
+    name: str
+    class_names: list[str]
+    video_embeddings: Tensor  # (N, D), L2-normalised
+    class_embeddings: Tensor  # (C, D), L2-normalised
+    labels: Tensor  # (N,)
+    metrics: dict[str, float]
+
+
+class AURLModule(L.LightningModule):
+    """Zero-shot video classification with AURL.
+
+    The module receives built components. Class names come from the datamodule
+    (``train_class_names``, ``val_class_names``, ``test_sets``); their text embeddings are
+    computed once through an on-disk cache and projected by the semantic tower at every step.
+
+    Args:
+        visual_tower: clip -> embedding.
+        semantic_tower: text embedding -> embedding; ``None`` keeps the text embeddings fixed
+            (the E2E baseline, whose visual tower then projects to the text dimension).
+        loss: :class:`aurl.losses.AURLLoss` or :class:`aurl.losses.AlignOnlyLoss`.
+        text_encoder: encodes class names.
+        class_generator: synthesises classes for ``L_US``; ``None`` disables it.
+        optimizer: ``"sgd"`` (momentum 0.9, the paper) or ``"adamw"``.
+        lr: peak learning rate.
+        momentum: SGD momentum.
+        weight_decay: weight decay of every parameter.
+        warmup_epochs: linear warm-up length in epochs (fractions allowed), then cosine to 0.
+        channels_last: convert the visual tower and clips to ``channels_last_3d``.
+        embedding_cache_dir: folder of the class-embedding cache (default: see
+            :class:`aurl.text_encoders.ClassEmbeddingCache`).
+        max_nonfinite_steps: consecutive steps with a non-finite loss tolerated (each is
+            skipped and counted) before training stops with an error.
+    """
+
+    def __init__(
+        self,
+        visual_tower: VisualTower,
+        semantic_tower: SemanticTower | None,
+        loss: nn.Module,
+        text_encoder: TextEncoder,
+        class_generator: ClassGenerator | None = None,
+        optimizer: str = "sgd",
+        lr: float = 0.05,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        warmup_epochs: float = 1.0,
+        channels_last: bool = False,
+        embedding_cache_dir: str | None = None,
+        max_nonfinite_steps: int = 5,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(
+            ignore=["visual_tower", "semantic_tower", "loss", "text_encoder", "class_generator"]
+        )
+        self.visual_tower = visual_tower
+        self.semantic_tower = semantic_tower
+        self.loss = loss
+        self.text_encoder = text_encoder
+        self.class_generator = class_generator
+        self.embedding_cache = ClassEmbeddingCache(embedding_cache_dir)
+        self.val_top1 = ZeroShotAccuracy(top_k=1)
+        self.val_top5 = ZeroShotAccuracy(top_k=5)
+        self.test_collectors = nn.ModuleList()
+        self.test_results: list[EvalResult] = []
+        self._text_embeddings: dict[str, Tensor] = {}
+        self._eval_class_embeddings: Tensor | None = None
+        self._nonfinite_in_row = 0
+        self.nonfinite_steps = 0
+        self.skipped_videos: list[str] = []
+
+    # --- class names -------------------------------------------------------------------------
+    def _encode_names(self, class_names: list[str]) -> Tensor:
+        """Text embeddings of ``class_names`` (cached on disk), on this module's device."""
+        key = "\n".join(class_names)
+        if key not in self._text_embeddings:
+            emb = self.embedding_cache.encode(self.text_encoder, class_names)  # (C, text_dim)
+            self._text_embeddings[key] = emb.float()
+        return self._text_embeddings[key].to(self.device)
+
+    def embed_classes(self, class_names: list[str]) -> Tensor:
+        """Class-name embeddings in the joint space, L2-normalised: ``(C, D)``."""
+        text = self._encode_names(class_names)  # (C, text_dim)
+        emb = self.semantic_tower(text) if self.semantic_tower is not None else text
+        return F.normalize(emb, dim=-1)
+
+    def embed_videos(self, video: Tensor) -> Tensor:
+        """Clip embeddings, L2-normalised: ``(B, D)`` from ``(B, [K,] C, T, H, W)``."""
+        if self.hparams.channels_last and video.dim() == 5:
+            video = video.contiguous(memory_format=torch.channels_last_3d)
+        return F.normalize(self.visual_tower(video), dim=-1)
+
+    def _datamodule(self) -> Any:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            raise RuntimeError(
+                "AURLModule needs a datamodule exposing train_class_names, val_class_names "
+                "and test_sets (e.g. data_modules.ZeroShotDataModule)"
+            )
+        return datamodule
+
+    # --- setup -------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        tower = self.semantic_tower
+        if tower is not None and tower.text_dim != self.text_encoder.dim:
+            raise ValueError(
+                f"semantic_tower.text_dim={self.semantic_tower.text_dim} but the text encoder "
+                f"gives {self.text_encoder.dim}-d embeddings; set model.semantic_tower.text_dim"
+            )
+        if self.hparams.channels_last:
+            self.visual_tower.to(memory_format=torch.channels_last_3d)
+        if stage == "fit":
+            num_classes = len(self._datamodule().train_class_names)
+            init_centres = getattr(self.loss, "init_centres", None)
+            if init_centres is not None and self.loss.num_classes is None:
+                init_centres(num_classes, self.visual_tower.embed_dim)
+            elif init_centres is not None and self.loss.num_classes != num_classes:
+                raise ValueError(
+                    f"loss.num_classes={self.loss.num_classes} but the datamodule has "
+                    f"{num_classes} training classes; leave model.loss.num_classes unset"
+                )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Centres are created at fit setup; evaluating or predicting from a checkpoint creates
+        # them from its shape so the state dict loads.
+        centres = checkpoint["state_dict"].get("loss.centres")
+        init_centres = getattr(self.loss, "init_centres", None)
+        if centres is not None and init_centres is not None and self.loss.num_classes is None:
+            init_centres(*centres.shape)
+            self.loss.to(self.device)
+
+    # --- training ----------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        self._count_skipped(batch)
+        video, labels = batch["video"], batch["label"]
+        if video.shape[0] == 0:
+            return None
+        video_emb = self.visual_tower(self._maybe_channels_last(video))  # (B, D)
+        class_emb = self._train_class_embeddings()  # (C, D)
+        synthetic = None
+        if self.class_generator is not None:
+            synthetic = self.class_generator(class_emb, self.loss.centres)  # 2 x (M, D)
+        out = self.loss(video_emb, class_emb, labels, synthetic)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            return self._skip_nonfinite(loss)
+        self._nonfinite_in_row = 0
+        batch_size = video.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        for name, value in out.items():
+            if name != "loss":
+                self.log(f"train/{name}", value, batch_size=batch_size)
+        return loss
+
+    def _train_class_embeddings(self) -> Tensor:
+        """Training class embeddings; raw (not normalised) so the loss sees the tower output."""
+        text = self._encode_names(self._datamodule().train_class_names)  # (C, text_dim)
+        return self.semantic_tower(text) if self.semantic_tower is not None else text
+
+    def _maybe_channels_last(self, video: Tensor) -> Tensor:
+        if self.hparams.channels_last and video.dim() == 5:
+            return video.contiguous(memory_format=torch.channels_last_3d)
+        return video
+
+    def _skip_nonfinite(self, loss: Tensor) -> None:
+        self.nonfinite_steps += 1
+        self._nonfinite_in_row += 1
+        log.warning(
+            "non-finite loss %s at step %d: step skipped (%d in a row, %d in total)",
+            loss.item(),
+            self.global_step,
+            self._nonfinite_in_row,
+            self.nonfinite_steps,
+        )
+        if self._nonfinite_in_row > self.hparams.max_nonfinite_steps:
+            raise FloatingPointError(
+                f"{self._nonfinite_in_row} consecutive non-finite losses (limit "
+                f"max_nonfinite_steps={self.hparams.max_nonfinite_steps}); lower the learning "
+                "rate or check the data"
+            )
+        return None
+
+    def _count_skipped(self, batch: dict[str, Any]) -> None:
+        skipped = batch.get("skipped") or []
+        self.skipped_videos.extend(skipped)
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/skipped_videos", float(len(self.skipped_videos)), sync_dist=True)
+        self.log("train/nonfinite_steps", float(self.nonfinite_steps), sync_dist=True)
+
+    # --- validation: zero-shot on source classes held out from training ---------------------
+    def on_validation_epoch_start(self) -> None:
+        self._eval_class_embeddings = self.embed_classes(self._datamodule().val_class_names)
+        # With fewer than 5 validation classes, top-5 means "among all of them".
+        self.val_top5.top_k = min(5, self._eval_class_embeddings.shape[0])
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._count_skipped(batch)
+        if batch["video"].shape[0] == 0:
+            return
+        video_emb = self.embed_videos(batch["video"])  # (B, D)
+        self.val_top1.update(video_emb, self._eval_class_embeddings, batch["label"])
+        self.val_top5.update(video_emb, self._eval_class_embeddings, batch["label"])
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/top1", self.val_top1.compute(), prog_bar=True)
+        self.log("val/top5", self.val_top5.compute())
+        self.val_top1.reset()
+        self.val_top5.reset()
+
+    # --- test: zero-shot on the target datasets ---------------------------------------------
+    def on_test_epoch_start(self) -> None:
+        test_sets = self._datamodule().test_sets
+        self.test_collectors = nn.ModuleList(EmbeddingCollector() for _ in test_sets).to(
+            self.device
+        )
+        self.test_results = []
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._count_skipped(batch)
+        if batch["video"].shape[0] == 0:
+            return
+        video_emb = self.embed_videos(batch["video"])  # (B, D)
+        self.test_collectors[dataloader_idx].update(video_emb, batch["label"])
+
+    def on_test_epoch_end(self) -> None:
+        for eval_set, collector in zip(
+            self._datamodule().test_sets, self.test_collectors, strict=True
+        ):
+            video_emb, labels = collector.compute()  # (N, D), (N,)
+            class_emb = self.embed_classes(eval_set.class_names)  # (C, D)
+            metrics = evaluate_zero_shot(
+                video_emb, class_emb, labels, eval_set.half_splits, eval_set.seen_mask
+            )
+            for name, value in metrics.items():
+                # Every rank computed the same value from the gathered embeddings: no sync.
+                self.log(f"test/{eval_set.name}/{name}", value)
+            self.test_results.append(
+                EvalResult(
+                    eval_set.name,
+                    list(eval_set.class_names),
+                    video_emb.cpu(),
+                    class_emb.cpu(),
+                    labels.cpu(),
+                    metrics,
+                )
+            )
+            collector.reset()
+        self.log("test/skipped_videos", float(len(self.skipped_videos)), sync_dist=True)
+
+    # --- optimisation ------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer = build_optimizer(
+            self.parameters(), hp.optimizer, hp.lr, hp.momentum, hp.weight_decay
+        )
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs not in (None, -1) else 1
+        steps_per_epoch = max(1, math.ceil(total_steps / max_epochs))
+        warmup_steps = max(1, round(hp.warmup_epochs * steps_per_epoch))
+        scheduler = build_warmup_cosine(optimizer, warmup_steps, total_steps)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        bad = [
+            name
+            for name, value in state.items()
+            if isinstance(value, Tensor)
+            and value.is_floating_point()
+            and not value.isfinite().all()
+        ]
+        if bad:
+            raise FloatingPointError(f"refusing to save a checkpoint with non-finite {bad}")
+
+
+def evaluate_zero_shot(
+    video_embeddings: Tensor,
+    class_embeddings: Tensor,
+    labels: Tensor,
+    half_splits: list[list[int]] | None = None,
+    seen_mask: list[bool] | None = None,
+) -> dict[str, float]:
+    """Zero-shot scores of one evaluation set from its collected embeddings.
+
+    Args:
+        video_embeddings: ``(N, D)`` L2-normalised video embeddings.
+        class_embeddings: ``(C, D)`` L2-normalised class-name embeddings.
+        labels: ``(N,)`` indices into the classes.
+        half_splits: class subsets (indices) of the 50% protocol; each split is scored with
+            only its videos and only its classes as candidates, reported as mean and std.
+        seen_mask: marks seen classes of a generalised zero-shot set; adds ``gzsl_seen``,
+            ``gzsl_unseen`` (top-1 among all classes) and their harmonic mean ``gzsl_h``.
+
+    Returns:
+        ``top1``, ``top5`` (full set), ``closeness``, ``dispersion``, ``mean_centre_distance``,
+        and the protocol-specific scores above, as floats in [0, 1] (accuracies) or distances.
+    """
+    num_classes = class_embeddings.shape[0]
+    metrics = {
+        "top1": functional.zero_shot_topk(video_embeddings, class_embeddings, labels, 1),
+        "top5": functional.zero_shot_topk(
+            video_embeddings, class_embeddings, labels, min(5, num_classes)
+        ),
+        "closeness": functional.closeness(video_embeddings, labels),
+        "dispersion": functional.dispersion(video_embeddings, labels),
+        "mean_centre_distance": functional.mean_centre_distance(video_embeddings, labels),
+    }
+    if half_splits:
+        scores = []
+        for split in half_splits:
+            classes = torch.as_tensor(split, device=labels.device)  # (C/2,)
+            keep = torch.isin(labels, classes)  # (N,)
+            remap = torch.full((num_classes,), -1, dtype=torch.long, device=labels.device)
+            remap[classes] = torch.arange(len(split), device=labels.device)
+            scores.append(
+                functional.zero_shot_topk(
+                    video_embeddings[keep], class_embeddings[classes], remap[labels[keep]], 1
+                )
+            )
+        stacked = torch.stack(scores)  # (n_splits,)
+        metrics["half_top1_mean"] = stacked.mean()
+        metrics["half_top1_std"] = stacked.std(unbiased=False)
+    if seen_mask is not None:
+        seen = torch.as_tensor(seen_mask, device=labels.device)[labels]  # (N,)
+        seen_acc = functional.zero_shot_topk(
+            video_embeddings[seen], class_embeddings, labels[seen], 1
+        )
+        unseen_acc = functional.zero_shot_topk(
+            video_embeddings[~seen], class_embeddings, labels[~seen], 1
+        )
+        metrics["gzsl_seen"] = seen_acc
+        metrics["gzsl_unseen"] = unseen_acc
+        metrics["gzsl_h"] = functional.harmonic_mean(seen_acc, unseen_acc)
+    return {name: float(value) for name, value in metrics.items()}

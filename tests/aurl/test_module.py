@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from gensim.models import KeyedVectors
+from torch.utils.data import DataLoader, Dataset
+
+from aurl.class_generator import ClassGenerator
+from aurl.losses import AlignOnlyLoss, AURLLoss
+from aurl.module import AURLModule, evaluate_zero_shot
+from aurl.text_encoders import create_text_encoder
+from aurl.towers import SemanticTower, VisualTower
+from data_modules.datasets import collate_skip
+from data_modules.protocol import EvalSet
+
+COLOURS = ["red", "green", "blue", "yellow"]
+SHAPES = ["square", "circle", "triangle"]
+TEXT_DIM = 8
+
+
+@pytest.fixture(scope="module")
+def word_vectors(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny word2vec file: one random vector per colour and shape word."""
+    rng = np.random.default_rng(0)
+    words = COLOURS + SHAPES
+    kv = KeyedVectors(vector_size=TEXT_DIM)
+    kv.add_vectors(words, rng.normal(size=(len(words), TEXT_DIM)).astype(np.float32))
+    path = tmp_path_factory.mktemp("w2v") / "tiny.kv"
+    kv.save(str(path))
+    return path
+
+
+class ColourClips(Dataset):
+    """Clips whose mean colour channel encodes the colour word and whose frame index the shape."""
+
+    def __init__(self, class_names: list[str], per_class: int, seed: int) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        self.items = []
+        for label, name in enumerate(class_names):
+            colour, shape = name.split()
+            for _ in range(per_class):
+                video = 0.3 * torch.randn(3, 4, 32, 32, generator=gen)  # (C, T, H, W)
+                video[COLOURS.index(colour) % 3] += 1.0 + (COLOURS.index(colour) // 3)
+                video[:, SHAPES.index(shape)] += 1.0
+                self.items.append(
+                    {"video": video, "label": label, "class_name": name, "path": f"{name}.mp4"}
+                )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.items[index]
+
+
+class TinyZeroShotData(L.LightningDataModule):
+    """Seen colour-shape classes for training and validation, unseen ones for testing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        names = [f"{c} {s}" for c in COLOURS for s in SHAPES]
+        self.test_names = ["red circle", "blue triangle", "yellow square", "green square"]
+        seen = [n for n in names if n not in self.test_names]
+        self.train_class_names = seen[:6]
+        self.val_class_names = seen[6:]
+        self.test_sets = [
+            EvalSet("unseen", self.test_names, half_splits=[[0, 1], [2, 3], [1, 3]]),
+        ]
+
+    def _loader(self, names: list[str], shuffle: bool, seed: int) -> DataLoader:
+        return DataLoader(
+            ColourClips(names, 4, seed),
+            batch_size=8,
+            shuffle=shuffle,
+            drop_last=shuffle,
+            collate_fn=collate_skip,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_class_names, True, 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_class_names, False, 1)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._loader(self.test_names, False, 2)]
+
+
+def build_module(word_vectors: Path, **kwargs) -> AURLModule:
+    defaults = dict(
+        visual_tower=VisualTower(
+            "r2plus1d_narrow", {"widths": (4, 4, 8, 8)}, embed_dim=16, hidden_dim=16
+        ),
+        semantic_tower=SemanticTower(TEXT_DIM, fc_dim=16, hidden_dim=16, embed_dim=16),
+        loss=AURLLoss(),
+        text_encoder=create_text_encoder("word2vec", path=str(word_vectors)),
+        class_generator=ClassGenerator("pairwise", num_synthetic=6, seed=0),
+        lr=0.05,
+        warmup_epochs=0.5,
+    )
+    defaults.update(kwargs)
+    return AURLModule(**defaults)
+
+
+def make_trainer(tmp_path: Path, **kwargs) -> L.Trainer:
+    defaults = dict(
+        default_root_dir=tmp_path,
+        max_epochs=2,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
+    defaults.update(kwargs)
+    return L.Trainer(**defaults)
+
+
+def test_fit_then_test_logs_every_metric(tmp_path: Path, word_vectors: Path) -> None:
+    module = build_module(word_vectors, embedding_cache_dir=str(tmp_path / "cache"))
+    data = TinyZeroShotData()
+    trainer = make_trainer(tmp_path)
+    trainer.fit(module, datamodule=data)
+    assert module.loss.centres.shape == (6, 16)  # created at setup from the datamodule
+    logged = trainer.callback_metrics
+    for key in ("train/loss", "train/l_s", "train/l_c", "train/l_us", "val/top1", "val/top5"):
+        assert key in logged and math.isfinite(float(logged[key])), key
+    assert float(logged["train/l_us"]) > 0
+
+    results = trainer.test(module, datamodule=data)[0]
+    for name in ("top1", "top5", "closeness", "dispersion", "half_top1_mean", "half_top1_std"):
+        assert f"test/unseen/{name}" in results
+    # The logged scores are the scores of the collected embeddings.
+    stored = module.test_results[0]
+    assert stored.video_embeddings.shape == (16, 16)
+    expected = evaluate_zero_shot(
+        stored.video_embeddings, stored.class_embeddings, stored.labels, [[0, 1], [2, 3], [1, 3]]
+    )
+    assert results["test/unseen/top1"] == pytest.approx(expected["top1"])
+
+
+def test_training_reduces_the_loss(tmp_path: Path, word_vectors: Path) -> None:
+    module = build_module(word_vectors, embedding_cache_dir=str(tmp_path / "cache"))
+    trainer = make_trainer(tmp_path, max_epochs=6, limit_val_batches=0)
+    losses: list[float] = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            losses.append(float(outputs["loss"]))
+
+    trainer.callbacks.append(Record())
+    trainer.fit(module, datamodule=TinyZeroShotData())
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+
+
+def test_evaluate_zero_shot_against_a_manual_computation() -> None:
+    gen = torch.Generator().manual_seed(3)
+    videos = torch.nn.functional.normalize(torch.randn(30, 5, generator=gen), dim=1)
+    classes = torch.nn.functional.normalize(torch.randn(6, 5, generator=gen), dim=1)
+    labels = torch.arange(30) % 6
+    splits = [[0, 2, 4], [1, 3, 5]]
+    seen_mask = [True, True, True, False, False, False]
+    out = evaluate_zero_shot(videos, classes, labels, splits, seen_mask)
+
+    sims = (videos @ classes.T).numpy()
+    y = labels.numpy()
+    assert out["top1"] == pytest.approx(np.mean(sims.argmax(1) == y))
+    split_scores = []
+    for split in splits:
+        rows = np.isin(y, split)
+        pred = np.array(split)[sims[rows][:, split].argmax(1)]
+        split_scores.append(np.mean(pred == y[rows]))
+    assert out["half_top1_mean"] == pytest.approx(np.mean(split_scores))
+    assert out["half_top1_std"] == pytest.approx(np.std(split_scores))
+    seen_rows = y < 3
+    acc_seen = np.mean(sims[seen_rows].argmax(1) == y[seen_rows])
+    acc_unseen = np.mean(sims[~seen_rows].argmax(1) == y[~seen_rows])
+    assert out["gzsl_seen"] == pytest.approx(acc_seen)
+    assert out["gzsl_unseen"] == pytest.approx(acc_unseen)
+    assert out["gzsl_h"] == pytest.approx(2 * acc_seen * acc_unseen / (acc_seen + acc_unseen))
+
+
+def test_checkpoint_restores_centres_for_testing(tmp_path: Path, word_vectors: Path) -> None:
+    cache = str(tmp_path / "cache")
+    module = build_module(word_vectors, embedding_cache_dir=cache)
+    trainer = make_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
+    data = TinyZeroShotData()
+    trainer.fit(module, datamodule=data)
+    ckpt = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(ckpt)
+
+    fresh = build_module(word_vectors, embedding_cache_dir=cache)
+    assert fresh.loss.centres is None
+    tester = make_trainer(tmp_path)
+    first = trainer.test(module, datamodule=data, verbose=False)[0]
+    second = tester.test(fresh, datamodule=data, ckpt_path=str(ckpt), verbose=False)[0]
+    assert torch.equal(fresh.loss.centres.detach(), module.loss.centres.detach())
+    assert second == pytest.approx(first)
+
+
+def test_align_only_baseline_keeps_text_embeddings_fixed(
+    tmp_path: Path, word_vectors: Path
+) -> None:
+    module = build_module(
+        word_vectors,
+        visual_tower=VisualTower(
+            "r2plus1d_narrow", {"widths": (4, 4, 8, 8)}, embed_dim=TEXT_DIM, projector="linear"
+        ),
+        semantic_tower=None,
+        loss=AlignOnlyLoss(),
+        class_generator=None,
+        embedding_cache_dir=str(tmp_path / "cache"),
+    )
+    trainer = make_trainer(tmp_path, max_epochs=1)
+    trainer.fit(module, datamodule=TinyZeroShotData())
+    assert "train/l_align" in trainer.callback_metrics
+    assert not any(name.startswith("semantic_tower") for name, _ in module.named_parameters())
+
+
+def test_text_dim_mismatch_is_a_clear_error(tmp_path: Path, word_vectors: Path) -> None:
+    module = build_module(
+        word_vectors,
+        semantic_tower=SemanticTower(TEXT_DIM + 1, fc_dim=16, hidden_dim=16, embed_dim=16),
+        embedding_cache_dir=str(tmp_path / "cache"),
+    )
+    with pytest.raises(ValueError, match=r"semantic_tower.text_dim=9 .* 8-d"):
+        make_trainer(tmp_path).fit(module, datamodule=TinyZeroShotData())
+
+
+def test_nonfinite_losses_are_skipped_then_stop_training(
+    tmp_path: Path, word_vectors: Path
+) -> None:
+    module = build_module(
+        word_vectors, embedding_cache_dir=str(tmp_path / "cache"), max_nonfinite_steps=2
+    )
+    data = TinyZeroShotData()
+    original = module.loss.forward
+
+    def poisoned(*args, **kwargs):
+        out = original(*args, **kwargs)
+        out["loss"] = out["loss"] * float("nan")
+        return out
+
+    module.loss.forward = poisoned
+    with pytest.raises(FloatingPointError, match="3 consecutive non-finite losses"):
+        make_trainer(tmp_path, max_epochs=3).fit(module, datamodule=data)
+    assert module.nonfinite_steps == 3
+    assert all(torch.isfinite(p).all() for p in module.parameters())
