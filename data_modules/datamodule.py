@@ -1,0 +1,374 @@
+"""ZeroShotDataModule: train on source classes, validate on held-out source classes, test on
+target datasets whose classes were never trained on.
+
+The class bookkeeping, done once in ``setup`` and identical on every rank:
+
+1. Overlap removal: source classes whose name embedding lies within cosine distance
+   ``overlap_tau`` of any target class name are dropped (``data_modules.protocol``).
+2. Validation classes: a seeded ``val_fraction`` of the remaining source classes is held out
+   from training; validation is zero-shot over them and picks checkpoints, so the test classes
+   never influence model selection (the original code selected on the test sets).
+3. Training classes: the rest. With ``gzsl``, a seeded ``gzsl_video_fraction`` of each training
+   class's videos is held out too, as the seen-class test videos of the generalised sets.
+4. Test sets: one :class:`~data_modules.protocol.EvalSet` per target (plus one generalised set
+   per target with ``gzsl``), in ``test_sets`` order, one test dataloader each.
+
+DDP: training uses :class:`~data_modules.samplers.EpochShuffleSampler` (a different shard per
+rank, reshuffled every epoch from ``seed``); evaluation uses
+:class:`~data_modules.samplers.DistributedEvalSampler` (every video exactly once, no padding).
+Both are ``DistributedSampler`` subclasses, so Lightning keeps them; ``Trainer(
+use_distributed_sampler=False)`` is still the recommended setting.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader
+
+from aurl.text_encoders import TextEncoder
+from data_modules.clip_sampling import make_clip_sampler
+from data_modules.datasets import VideoCatalog, VideoClipDataset, collate_skip
+from data_modules.protocol import (
+    EvalSet,
+    OverlapResult,
+    build_gzsl_class_names,
+    half_class_split_indices,
+    remove_overlap,
+)
+from data_modules.samplers import DistributedEvalSampler, EpochShuffleSampler
+from data_modules.transforms import make_transform
+
+logger = logging.getLogger(__name__)
+
+Samples = list[tuple[str, int]]
+
+
+class ZeroShotDataModule(LightningDataModule):
+    """Streams clips for zero-shot training (source) and evaluation (targets).
+
+    After ``setup`` it exposes ``train_class_names``, ``val_class_names`` and ``test_sets``:
+    the labels of the train, val and each test dataloader index those class lists.
+
+    Args:
+        source: training catalog (e.g. ``Kinetics700`` or ``SyntheticActions(part="seen")``).
+        targets: test catalogs, one evaluation set (and test dataloader) each.
+        protocol: ``"full"`` (all target classes), ``"half"`` (the 10 seeded 50% class splits)
+            or ``"both"`` (one set carrying the splits; full and half are scored from the same
+            embeddings).
+        val_fraction: fraction of the (overlap-free) source classes held out for validation.
+        max_val_videos_per_class: cap on validation videos per class (seeded choice), to keep
+            validation cheap on Kinetics; None uses every video.
+        gzsl: also build a generalised zero-shot set per target: candidates are the training
+            classes plus the target's, videos are held-out training videos plus the target's.
+        gzsl_video_fraction: fraction of each training class's videos held out for ``gzsl``
+            (at least one video when the class has two or more).
+        overlap_tau: cosine-distance threshold of overlap removal; 0 disables it.
+        text_encoder: encoder of the class names for overlap removal (needed when tau > 0).
+        overlap_report: TSV file listing every source class, kept/removed, its nearest target
+            class and distance (written by rank 0).
+        clip_len: frames per clip.
+        frame_stride: step between the frames of a clip.
+        train_clips: clips per training video.
+        val_clips: clips per validation video.
+        test_clips: clips per test video (1 or 25 in the paper).
+        transform: ``"aurl"`` (plain resize) or ``"e2e"`` (short side + crop + flip).
+        size: output frame side.
+        batch_size: training batch size per rank.
+        eval_batch_size: validation/test batch size per rank (default ``batch_size``).
+        num_workers: DataLoader worker processes per dataloader.
+        seed: seeds the class split, the held-out videos, shuffling and per-item randomness.
+        pin_memory: pin batches for faster host-to-GPU copies.
+        num_half_splits: number of 50% splits for protocols ``"half"``/``"both"``.
+    """
+
+    def __init__(
+        self,
+        source: VideoCatalog,
+        targets: list[VideoCatalog],
+        protocol: Literal["full", "half", "both"] = "full",
+        val_fraction: float = 0.1,
+        max_val_videos_per_class: int | None = None,
+        gzsl: bool = False,
+        gzsl_video_fraction: float = 0.2,
+        overlap_tau: float = 0.05,
+        text_encoder: TextEncoder | None = None,
+        overlap_report: str | Path | None = None,
+        clip_len: int = 16,
+        frame_stride: int = 1,
+        train_clips: int = 1,
+        val_clips: int = 1,
+        test_clips: int = 1,
+        transform: Literal["aurl", "e2e"] = "aurl",
+        size: int = 112,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        pin_memory: bool = False,
+        num_half_splits: int = 10,
+    ) -> None:
+        super().__init__()
+        if protocol not in ("full", "half", "both"):
+            raise ValueError(f"protocol must be 'full', 'half' or 'both', got {protocol!r}")
+        if not targets:
+            raise ValueError("ZeroShotDataModule needs at least one target catalog")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if gzsl and not 0.0 < gzsl_video_fraction < 1.0:
+            raise ValueError(f"gzsl_video_fraction must be in (0, 1), got {gzsl_video_fraction}")
+        if overlap_tau > 0 and text_encoder is None:
+            raise ValueError("overlap_tau > 0 needs a text_encoder (or set overlap_tau=0)")
+        self.source = source
+        self.targets = list(targets)
+        self.protocol = protocol
+        self.val_fraction = val_fraction
+        self.max_val_videos_per_class = max_val_videos_per_class
+        self.gzsl = gzsl
+        self.gzsl_video_fraction = gzsl_video_fraction
+        self.overlap_tau = overlap_tau
+        self.text_encoder = text_encoder
+        self.overlap_report = overlap_report
+        self.clip_len = clip_len
+        self.frame_stride = frame_stride
+        self.train_clips = train_clips
+        self.val_clips = val_clips
+        self.test_clips = test_clips
+        self.transform = transform
+        self.size = size
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.pin_memory = pin_memory
+        self.num_half_splits = num_half_splits
+
+        self.train_class_names: list[str] = []
+        self.val_class_names: list[str] = []
+        self.test_sets: list[EvalSet] = []
+        self.overlap: OverlapResult | None = None
+        self.train_samples: Samples = []
+        self.val_samples: Samples = []
+        self.test_samples: list[Samples] = []
+        self._is_set_up = False
+
+    def prepare_data(self) -> None:
+        # Lightning runs this on one process per node before setup: generation happens once.
+        for catalog in (self.source, *self.targets):
+            catalog.prepare()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._is_set_up:
+            return
+        _, rank = _world()
+        source_names = self.source.class_names
+        target_names = [name for t in self.targets for name in t.class_names]
+        self.overlap = remove_overlap(
+            source_names,
+            target_names,
+            self.text_encoder,
+            self.overlap_tau,
+            self.overlap_report if rank == 0 else None,
+        )
+        kept = set(self.overlap.kept)
+        candidates = [i for i, name in enumerate(source_names) if name in kept]
+        val_classes, train_classes = self._split_classes(candidates)
+        self.train_class_names = [source_names[i] for i in train_classes]
+        self.val_class_names = [source_names[i] for i in val_classes]
+
+        by_class: dict[int, list[str]] = defaultdict(list)
+        for path, label in self.source.samples:
+            by_class[label].append(path)
+        self.val_samples = self._val_samples(val_classes, by_class)
+        self.train_samples, gzsl_seen = self._train_samples(train_classes, by_class)
+        if not self.train_samples:
+            raise ValueError(f"source {self.source.name}: no training videos left")
+
+        self.test_sets, self.test_samples = [], []
+        for target in self.targets:
+            half = None
+            if self.protocol != "full":
+                if len(target.class_names) < 2:
+                    raise ValueError(f"target {target.name}: the 50% protocol needs >= 2 classes")
+                # The original splits sort the raw folder/label names, not the cleaned ones.
+                half = half_class_split_indices(target.raw_class_names, self.num_half_splits)
+            self.test_sets.append(
+                EvalSet(target.name, list(target.class_names), half, None, self.protocol != "half")
+            )
+            self.test_samples.append(list(target.samples))
+        if self.gzsl:
+            for target in self.targets:
+                names, seen_mask = build_gzsl_class_names(
+                    self.train_class_names, target.class_names
+                )
+                offset = len(self.train_class_names)
+                self.test_sets.append(EvalSet(f"{target.name}_gzsl", names, None, seen_mask))
+                self.test_samples.append(gzsl_seen + [(p, y + offset) for p, y in target.samples])
+        set_names = [s.name for s in self.test_sets]
+        if len(set(set_names)) != len(set_names):
+            raise ValueError(f"target catalogs need distinct names, got {set_names}")
+        self._is_set_up = True
+        if rank == 0:
+            self._log_summary()
+
+    def _split_classes(self, candidates: list[int]) -> tuple[list[int], list[int]]:
+        """Seeded held-out validation classes and the remaining training classes (source order)."""
+        n = len(candidates)
+        num_val = round(self.val_fraction * n)
+        if self.val_fraction > 0:
+            num_val = max(num_val, 1)
+        if n - num_val < 1:
+            raise ValueError(
+                f"source {self.source.name}: {n} classes left after overlap removal, too few "
+                f"to hold out val_fraction={self.val_fraction}"
+            )
+        chosen = set(np.random.RandomState(self.seed).permutation(n)[:num_val].tolist())
+        val = [c for k, c in enumerate(candidates) if k in chosen]
+        train = [c for k, c in enumerate(candidates) if k not in chosen]
+        return val, train
+
+    def _val_samples(self, val_classes: list[int], by_class: dict[int, list[str]]) -> Samples:
+        rng = np.random.default_rng([self.seed, 1])
+        samples = []
+        for new_label, c in enumerate(val_classes):
+            paths = by_class[c]
+            cap = self.max_val_videos_per_class
+            if cap is not None and len(paths) > cap:
+                paths = [paths[i] for i in sorted(rng.choice(len(paths), cap, replace=False))]
+            samples.extend((p, new_label) for p in paths)
+        return samples
+
+    def _train_samples(
+        self, train_classes: list[int], by_class: dict[int, list[str]]
+    ) -> tuple[Samples, Samples]:
+        """Training samples and, with ``gzsl``, the held-out seen-class test samples."""
+        rng = np.random.default_rng([self.seed, 2])
+        train, held_out = [], []
+        for new_label, c in enumerate(train_classes):
+            paths = by_class[c]
+            num_held = 0
+            if self.gzsl and len(paths) >= 2:
+                num_held = min(
+                    max(1, round(self.gzsl_video_fraction * len(paths))), len(paths) - 1
+                )
+            held = set(rng.permutation(len(paths))[:num_held].tolist())
+            for k, path in enumerate(paths):
+                (held_out if k in held else train).append((path, new_label))
+        return train, held_out
+
+    def _log_summary(self) -> None:
+        assert self.overlap is not None
+        logger.info(
+            "source %s: %d classes, %d removed by overlap (tau %g), %d validation classes "
+            "(%d videos), %d training classes (%d videos)",
+            self.source.name,
+            len(self.source.class_names),
+            len(self.overlap.removed),
+            self.overlap_tau,
+            len(self.val_class_names),
+            len(self.val_samples),
+            len(self.train_class_names),
+            len(self.train_samples),
+        )
+        for eval_set, samples in zip(self.test_sets, self.test_samples, strict=True):
+            logger.info(
+                "test set %s: %d classes, %d videos, protocol %s%s",
+                eval_set.name,
+                len(eval_set.class_names),
+                len(samples),
+                "gzsl" if eval_set.seen_mask is not None else self.protocol,
+                f" ({sum(eval_set.seen_mask)} seen)" if eval_set.seen_mask is not None else "",
+            )
+
+    # --- dataloaders -------------------------------------------------------------------------
+    def train_dataloader(self) -> DataLoader:
+        world, rank = _world()
+        dataset = VideoClipDataset(
+            self.train_samples,
+            self.train_class_names,
+            make_clip_sampler("random", self.clip_len, self.train_clips, self.frame_stride),
+            make_transform(self.transform, train=True, size=self.size),
+            seed=self.seed,
+        )
+        sampler = EpochShuffleSampler(dataset, world, rank, seed=self.seed)
+        if len(sampler) < self.batch_size:
+            raise ValueError(
+                f"{len(sampler)} training videos per rank, fewer than batch_size="
+                f"{self.batch_size}: every batch would be dropped"
+            )
+        return self._loader(dataset, sampler, self.batch_size, rank, drop_last=True, persist=True)
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        if not self.val_samples:
+            return []
+        return self._eval_loader(self.val_samples, self.val_class_names, self.val_clips, True)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [
+            self._eval_loader(samples, eval_set.class_names, self.test_clips, False)
+            for eval_set, samples in zip(self.test_sets, self.test_samples, strict=True)
+        ]
+
+    def _eval_loader(
+        self, samples: Samples, class_names: list[str], num_clips: int, persist: bool
+    ) -> DataLoader:
+        world, rank = _world()
+        dataset = VideoClipDataset(
+            samples,
+            class_names,
+            make_clip_sampler("uniform", self.clip_len, num_clips, self.frame_stride),
+            make_transform(self.transform, train=False, size=self.size),
+            seed=self.seed,
+        )
+        sampler = DistributedEvalSampler(len(dataset), world, rank)
+        return self._loader(dataset, sampler, self.eval_batch_size, rank, False, persist)
+
+    def _loader(
+        self,
+        dataset: VideoClipDataset,
+        sampler: torch.utils.data.Sampler,
+        batch_size: int,
+        rank: int,
+        drop_last: bool,
+        persist: bool,
+    ) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate_skip,
+            pin_memory=self.pin_memory,
+            drop_last=drop_last,
+            worker_init_fn=partial(seed_worker, seed=self.seed, rank=rank),
+            # Persistent workers keep their per-process "already warned" sets across epochs.
+            persistent_workers=persist and self.num_workers > 0,
+        )
+
+
+def seed_worker(worker_id: int, seed: int, rank: int) -> None:
+    """Seeds ``random``, ``numpy`` and ``torch`` in a DataLoader worker from (seed, rank, id).
+
+    Items draw their own randomness from (seed, epoch, index) (``VideoClipDataset``); this
+    covers any other code that uses the global generators inside the worker.
+    """
+    state = np.random.SeedSequence([seed, rank, worker_id]).generate_state(2, np.uint32)
+    random.seed(int(state[0]))
+    np.random.seed(int(state[1]))
+    torch.manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _world() -> tuple[int, int]:
+    """(world size, rank) of the initialised process group, else (1, 0)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0

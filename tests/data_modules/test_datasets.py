@@ -1,0 +1,491 @@
+"""Catalogs on real layouts built from tiny generated videos, and the clip Dataset."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from data_modules.clip_sampling import make_clip_sampler
+from data_modules.datasets import (
+    HMDB51,
+    UCF101,
+    AnnotationError,
+    Kinetics700,
+    SyntheticActions,
+    VideoClipDataset,
+    VideoFolder,
+    collate_skip,
+    read_class_list,
+)
+from data_modules.transforms import KINETICS_MEAN, KINETICS_STD, make_transform
+from data_modules.video_writer import write_video
+
+NUM_FRAMES = 8
+# Frame t of the ramp video is a flat grey of level 30 * t, so a decoded pixel names its frame.
+LEVEL_STEP = 30
+
+
+@pytest.fixture(scope="session")
+def ramp_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One tiny mp4 (H.264) and one avi (MPEG-4) of 8 frames of 32x32; layouts copy them."""
+    folder = tmp_path_factory.mktemp("ramp")
+    frames = np.zeros((NUM_FRAMES, 32, 32, 3), np.uint8)
+    for t in range(NUM_FRAMES):
+        frames[t] = LEVEL_STEP * t
+    return {
+        "mp4": write_video(folder / "ramp.mp4", frames, fps=8),
+        "avi": write_video(folder / "ramp.avi", frames, fps=8, codec="mpeg4"),
+    }
+
+
+def _place(source: Path, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, path)
+    return str(path)
+
+
+def _frame_index(video: torch.Tensor) -> list[int]:
+    """Recovers the ramp frame index of every frame of a normalised (C, T, H, W) clip."""
+    level = (video[0, :, 16, 16] * KINETICS_STD[0] + KINETICS_MEAN[0]) * 255  # (T,)
+    return [round(v / LEVEL_STEP) for v in level.tolist()]
+
+
+def _dataset(samples, class_names, sampler="random", num_clips=1, seed=0) -> VideoClipDataset:
+    return VideoClipDataset(
+        samples,
+        class_names,
+        make_clip_sampler(sampler, clip_len=4, num_clips=num_clips),
+        make_transform("aurl", train=sampler == "random", size=32),
+        seed=seed,
+    )
+
+
+# --- VideoFolder -------------------------------------------------------------------------
+def test_video_folder_lists_sorted_classes_and_videos(tmp_path: Path, ramp_videos) -> None:
+    root = tmp_path / "folder"
+    expected = [
+        _place(ramp_videos["mp4"], root / "PlayingCello" / "a.mp4"),
+        _place(ramp_videos["avi"], root / "PlayingCello" / "b.AVI"),
+        _place(ramp_videos["mp4"], root / "ApplyEyeMakeup" / "z.mkv"),
+    ]
+    (root / "PlayingCello" / "notes.txt").write_text("not a video")
+    (root / "PlayingCello" / ".hidden.mp4").write_bytes(b"")
+    (root / ".cache").mkdir()
+    (root / "manifest.json").write_text("{}")
+    catalog = VideoFolder(root, dataset="ucf101")
+    assert catalog.raw_class_names == ["ApplyEyeMakeup", "PlayingCello"]
+    assert catalog.class_names == ["apply eye makeup", "playing cello"]
+    assert catalog.samples == [(expected[2], 0), (expected[0], 1), (expected[1], 1)]
+    assert catalog.name == "folder" and len(catalog) == 3 and catalog.missing == []
+
+
+def test_video_folder_missing_root_names_it(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        _ = VideoFolder(tmp_path / "nowhere").samples
+
+
+# --- Kinetics-700 --------------------------------------------------------------------------
+KINETICS_HEADER = "label,youtube_id,time_start,time_end,split\n"
+
+
+def _kinetics_clip(root: Path, label: str, yid: str, start: int, split: str = "train") -> Path:
+    return root / split / label / f"{yid}_{start:06d}_{start + 10:06d}.mp4"
+
+
+def test_kinetics700_lists_clips_and_drops_missing(tmp_path: Path, ramp_videos, caplog) -> None:
+    root = tmp_path / "k700"
+    rows = [
+        ("abseiling", "aaa", 0),
+        ("playing cello", "bbb", 12),
+        ("playing cello", "ccc", 7),
+        ("passing American football (not in game)", "ddd", 3),
+    ]
+    for label, yid, start in rows:
+        _place(ramp_videos["mp4"], _kinetics_clip(root, label, yid, start))
+    missing = _kinetics_clip(root, "abseiling", "gone", 5)
+    lines = [f'"{label}",{yid},{start},{start + 10},train' for label, yid, start in rows]
+    lines.insert(2, "abseiling,gone,5,15,train")  # listed but never downloaded
+    lines.append("abseiling,val1,0,10,validate")  # another split: ignored
+    csv_path = tmp_path / "train.csv"
+    csv_path.write_text(KINETICS_HEADER + "\n".join(lines) + "\n")
+
+    with caplog.at_level(logging.WARNING, logger="data_modules.datasets"):
+        catalog = Kinetics700(root, csv_path, split="train")
+        samples = catalog.samples
+    classes = (Path("data_modules/class_lists/kinetics700_classes.txt")).read_text().splitlines()
+    assert catalog.raw_class_names == classes and len(catalog.class_names) == 700
+    assert [(Path(p).name, classes[y]) for p, y in samples] == [
+        (f"{yid}_{start:06d}_{start + 10:06d}.mp4", label) for label, yid, start in rows
+    ]
+    assert catalog.class_names[classes.index("playing cello")] == "playing cello"
+    assert catalog.missing == [str(missing)]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "1 of 5" in warnings[0].getMessage()
+    assert str(missing) in warnings[0].getMessage()
+
+
+def test_kinetics700_label_case_differences_are_accepted(tmp_path: Path, ramp_videos) -> None:
+    # Kinetics-600 spelled this class with a lower-case "american".
+    label = "passing american football (not in game)"
+    _place(ramp_videos["mp4"], _kinetics_clip(tmp_path, label, "x", 0))
+    csv_path = tmp_path / "train.csv"
+    csv_path.write_text(KINETICS_HEADER + f"{label},x,0,10,train\n")
+    ((_, y),) = Kinetics700(tmp_path, csv_path).samples
+    assert Kinetics700(tmp_path, csv_path).raw_class_names[y] == (
+        "passing American football (not in game)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [
+        ("label,youtube_id,time_start,split\nabseiling,a,0,train\n", 1, "missing column"),
+        (KINETICS_HEADER + "abseiling,a,0,10,train\nflying carpets,b,0,10,train\n", 3, "unknown"),
+        (KINETICS_HEADER + "abseiling,a,0,10,train\nabseiling,b,0,10\n", 3, "expected 5 fields"),
+        (KINETICS_HEADER + "\nabseiling,a,zero,10,train\n", 3, "time_start"),
+        (KINETICS_HEADER + "abseiling,a,10,10,train\n", 2, "time_end"),
+    ],
+)
+def test_kinetics700_malformed_csv_names_file_and_line(
+    tmp_path: Path, content: str, line: int, message: str
+) -> None:
+    (tmp_path / "train").mkdir()
+    csv_path = tmp_path / "bad.csv"
+    csv_path.write_text(content)
+    with pytest.raises(AnnotationError, match=message) as error:
+        _ = Kinetics700(tmp_path, csv_path).samples
+    assert str(error.value).startswith(f"{csv_path}:{line}:")
+    assert error.value.line == line
+
+
+def test_kinetics700_missing_annotation_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "train").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"nope\.csv"):
+        _ = Kinetics700(tmp_path, tmp_path / "nope.csv").samples
+
+
+# --- UCF101 --------------------------------------------------------------------------------
+UCF_CLASSES = ["ApplyEyeMakeup", "HandstandPushups", "PlayingCello"]
+
+
+@pytest.fixture
+def ucf_layout(tmp_path: Path, ramp_videos) -> tuple[Path, Path, dict[str, list[str]]]:
+    root, split_dir = tmp_path / "UCF-101", tmp_path / "ucfTrainTestlist"
+    split_dir.mkdir()
+    (split_dir / "classInd.txt").write_text(
+        "".join(f"{i} {c}\r\n" for i, c in enumerate(UCF_CLASSES, start=1))
+    )
+    rel = {"train": [], "test": []}
+    for c in UCF_CLASSES:
+        # The official files spell this class's videos v_HandStandPushups_*.
+        stem = "HandStandPushups" if c == "HandstandPushups" else c
+        for group, subset in ((8, "train"), (9, "train"), (1, "test")):
+            name = f"{c}/v_{stem}_g{group:02d}_c01.avi"
+            _place(ramp_videos["avi"], root / name)
+            rel[subset].append(name)
+    (split_dir / "trainlist01.txt").write_text(
+        "".join(f"{r} {UCF_CLASSES.index(r.split('/')[0]) + 1}\n" for r in rel["train"])
+    )
+    (split_dir / "testlist01.txt").write_text("".join(f"{r}\n" for r in rel["test"]))
+    return root, split_dir, rel
+
+
+@pytest.mark.parametrize("subset", ["train", "test", "all"])
+def test_ucf101_subsets(ucf_layout, subset: str) -> None:
+    root, split_dir, rel = ucf_layout
+    catalog = UCF101(root, split_dir, fold=1, subset=subset)
+    wanted = rel["train"] + rel["test"] if subset == "all" else rel[subset]
+    assert sorted(catalog.samples) == sorted(
+        (str(root / r), UCF_CLASSES.index(r.split("/")[0])) for r in wanted
+    )
+    assert catalog.class_names == ["apply eye makeup", "handstand pushups", "playing cello"]
+
+
+def test_ucf101_all_without_lists_reads_the_folders(ucf_layout) -> None:
+    root, split_dir, rel = ucf_layout
+    for name in ("trainlist01.txt", "testlist01.txt"):
+        (split_dir / name).unlink()
+    catalog = UCF101(root, split_dir, subset="all")
+    assert len(catalog) == len(rel["train"]) + len(rel["test"]) == 9
+    # Without split_dir: the shipped classInd (101 classes), videos from the class folders.
+    shipped = UCF101(root)
+    assert len(shipped.class_names) == 101
+    assert {shipped.raw_class_names[y] for _, y in shipped.samples} == set(UCF_CLASSES)
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "line", "message"),
+    [
+        ("classInd.txt", "1 ApplyEyeMakeup\n3 PlayingCello\n", 2, "out of order"),
+        ("classInd.txt", "1 ApplyEyeMakeup\n2 ApplyEyeMakeup\n", 2, "duplicate"),
+        ("classInd.txt", "1 ApplyEyeMakeup\nPlayingCello\n", 2, "expected"),
+        (
+            "testlist01.txt",
+            "PlayingCello/v_PlayingCello_g01_c01.avi\nYoYo/v_YoYo.avi\n",
+            2,
+            "YoYo",
+        ),
+        ("trainlist01.txt", "PlayingCello/v_PlayingCello_g08_c01.avi 1\n", 1, "disagrees"),
+        ("trainlist01.txt", "v_PlayingCello_g08_c01.avi 3\n", 1, "expected"),
+    ],
+)
+def test_ucf101_malformed_lists_name_file_and_line(
+    ucf_layout, file: str, content: str, line: int, message: str
+) -> None:
+    root, split_dir, _ = ucf_layout
+    (split_dir / file).write_text(content)
+    with pytest.raises(AnnotationError, match=message) as error:
+        _ = UCF101(root, split_dir, subset="all").samples
+    assert str(error.value).startswith(f"{split_dir / file}:{line}:")
+
+
+# --- HMDB51 --------------------------------------------------------------------------------
+HMDB_CLASSES = ["brush_hair", "fall_floor", "ride_bike"]
+
+
+@pytest.fixture
+def hmdb_layout(tmp_path: Path, ramp_videos) -> tuple[Path, Path, dict[str, list[str]]]:
+    root, split_dir = tmp_path / "hmdb51", tmp_path / "testTrainMulti_7030_splits"
+    split_dir.mkdir()
+    by_id: dict[str, list[str]] = {"0": [], "1": [], "2": []}
+    for c in HMDB_CLASSES:
+        lines = []
+        for k, split_id in enumerate(("1", "1", "2", "0")):
+            video = f"{c}_clip_{k}.avi"
+            _place(ramp_videos["avi"], root / c / video)
+            lines.append(f"{video} {split_id} \n")  # the official files end lines with a space
+            by_id[split_id].append(f"{c}/{video}")
+        (split_dir / f"{c}_test_split1.txt").write_text("".join(lines))
+        # Another fold's file for the same class must not be read for fold 1.
+        (split_dir / f"{c}_test_split2.txt").write_text(f"{c}_clip_0.avi 2\n")
+    return root, split_dir, by_id
+
+
+@pytest.mark.parametrize(("subset", "ids"), [("train", "1"), ("test", "2"), ("all", "012")])
+def test_hmdb51_subsets(hmdb_layout, subset: str, ids: str) -> None:
+    root, split_dir, by_id = hmdb_layout
+    catalog = HMDB51(root, split_dir, fold=1, subset=subset)
+    assert catalog.raw_class_names == HMDB_CLASSES
+    assert catalog.class_names == ["brush hair", "fall on floor", "ride bike"]
+    expected = [
+        (str(root / r), HMDB_CLASSES.index(r.split("/")[0])) for i in ids for r in by_id[i]
+    ]
+    assert sorted(catalog.samples) == sorted(expected)
+
+
+def test_hmdb51_malformed_split_files(hmdb_layout) -> None:
+    root, split_dir, _ = hmdb_layout
+    bad = split_dir / "ride_bike_test_split1.txt"
+    bad.write_text("ride_bike_clip_0.avi 1\nride_bike_clip_1.avi 7\n")
+    with pytest.raises(AnnotationError, match=re.escape("<0|1|2>")) as error:
+        _ = HMDB51(root, split_dir).samples
+    assert str(error.value).startswith(f"{bad}:2:")
+    bad.unlink()
+    unknown = split_dir / "flying_test_split1.txt"
+    unknown.write_text("x.avi 1\n")
+    with pytest.raises(AnnotationError, match="not an HMDB51 class"):
+        _ = HMDB51(root, split_dir).samples
+
+
+# --- SyntheticActions ----------------------------------------------------------------------
+def test_synthetic_actions_parts(tmp_path: Path) -> None:
+    kwargs = dict(
+        root=tmp_path,
+        colours=["red", "blue"],
+        shapes=["square", "circle"],
+        motions=["moving left", "growing"],
+        videos_per_class=2,
+        num_frames=8,
+        num_unseen=2,
+        num_workers=1,
+    )
+    seen, unseen, every = (SyntheticActions(part=p, **kwargs) for p in ("seen", "unseen", "all"))
+    seen.prepare()
+    assert len(every.class_names) == 8 and len(unseen.class_names) == 2
+    assert set(seen.class_names) | set(unseen.class_names) == set(every.class_names)
+    assert not set(seen.class_names) & set(unseen.class_names)
+    assert "red square moving left" in every.class_names
+    for catalog in (seen, unseen):
+        assert len(catalog) == 2 * len(catalog.class_names)
+        for path, label in catalog.samples:
+            assert Path(path).parent.name == catalog.raw_class_names[label]
+            assert Path(path).is_file()
+
+
+# --- VideoClipDataset ----------------------------------------------------------------------
+def test_items_have_contract_shapes(tmp_path: Path, ramp_videos) -> None:
+    samples = [(_place(ramp_videos["mp4"], tmp_path / f"{i}.mp4"), i % 2) for i in range(3)]
+    dataset = _dataset(samples, ["a", "b"])
+    item = dataset[1]
+    assert item["video"].shape == (3, 4, 32, 32) and item["video"].dtype == torch.float32
+    assert item["label"] == 1 and item["class_name"] == "b" and item["path"] == samples[1][0]
+    multi = _dataset(samples, ["a", "b"], sampler="uniform", num_clips=2)[0]["video"]
+    assert multi.shape == (2, 3, 4, 32, 32)
+    # Uniform clips of an 8-frame video: segments start at frames 0 and 4.
+    assert [_frame_index(clip) for clip in multi] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    batch = collate_skip([dataset[0], dataset[2]])
+    assert batch["video"].shape == (2, 3, 4, 32, 32) and batch["label"].tolist() == [0, 0]
+    assert batch["skipped"] == [] and batch["class_name"] == ["a", "a"]
+
+
+def test_randomness_depends_on_seed_epoch_and_index_only(tmp_path: Path, ramp_videos) -> None:
+    samples = [(_place(ramp_videos["mp4"], tmp_path / f"{i}.mp4"), 0) for i in range(6)]
+
+    def starts(dataset: VideoClipDataset, num_workers: int) -> list[int]:
+        loader = DataLoader(
+            dataset, batch_size=2, num_workers=num_workers, collate_fn=collate_skip
+        )
+        return [_frame_index(v)[0] for batch in loader for v in batch["video"]]
+
+    dataset = _dataset(samples, ["a"], seed=3)
+    epoch0 = starts(dataset, 0)
+    # Same seed and epoch: the same clips whatever the number of workers.
+    assert starts(_dataset(samples, ["a"], seed=3), 2) == epoch0
+    assert all(0 <= s <= NUM_FRAMES - 4 for s in epoch0)
+    epochs = [epoch0]
+    for epoch in (1, 2, 3):
+        dataset.set_epoch(epoch)
+        epochs.append(starts(dataset, 0))
+    # Random starts in [0, 4] for 6 videos: four epochs agreeing everywhere has odds ~1e-13.
+    assert len({tuple(e) for e in epochs}) > 1
+    assert len(set(epochs[0])) > 1
+    # Persistent workers were started in epoch 0; the shared epoch still reaches them.
+    persistent = _dataset(samples, ["a"], seed=3)
+    loader = DataLoader(
+        persistent, batch_size=2, num_workers=1, persistent_workers=True, collate_fn=collate_skip
+    )
+    for epoch, expected in enumerate(epochs):
+        persistent.set_epoch(epoch)
+        assert [_frame_index(v)[0] for b in loader for v in b["video"]] == expected
+
+
+def test_corrupt_videos_are_skipped_once_and_counted(tmp_path: Path, ramp_videos, caplog) -> None:
+    good = [_place(ramp_videos["mp4"], tmp_path / f"good{i}.mp4") for i in range(5)]
+    zero = tmp_path / "zero.mp4"
+    zero.write_bytes(b"")
+    text = tmp_path / "text.mp4"
+    text.write_text("this is not a video\n" * 20)
+    truncated = tmp_path / "truncated.mp4"
+    data = ramp_videos["mp4"].read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    missing = tmp_path / "missing.mp4"
+    bad = [str(zero), str(text), str(truncated), str(missing)]
+    samples = [
+        (p, 0)
+        for p in [good[0], bad[0], good[1], bad[1], bad[2], good[2], good[3], bad[3], good[4]]
+    ]
+    dataset = _dataset(samples, ["a"], sampler="uniform")
+    loader = DataLoader(dataset, batch_size=3, collate_fn=collate_skip)
+    seen, skipped = [], []
+    with caplog.at_level(logging.WARNING, logger="data_modules.datasets"):
+        for _ in range(2):  # two epochs: still one warning per file
+            for batch in loader:
+                assert batch["video"].shape[0] == len(batch["path"]) == batch["label"].shape[0]
+                seen += batch["path"]
+                skipped += batch["skipped"]
+    assert sorted(seen) == sorted(good * 2)
+    assert sorted(skipped) == sorted(bad * 2)
+    assert dataset.num_skipped == 8
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(messages) == 4
+    for path in bad:
+        (message,) = [m for m in messages if path in m]
+        assert "skipping" in message
+    assert any("0 bytes" in m for m in messages) and any("not found" in m for m in messages)
+
+
+def _write_audio_only(path: Path) -> str:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        stream.layout = "mono"
+        for i in range(4):
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
+            frame.sample_rate, frame.pts = 8000, i * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return str(path)
+
+
+def test_more_bad_inputs_never_stop_a_pass(tmp_path: Path, ramp_videos, caplog) -> None:
+    good = [_place(ramp_videos["mp4"], tmp_path / f"good{i}.mp4") for i in range(2)]
+    short = str(write_video(tmp_path / "short.mp4", np.full((2, 32, 32, 3), 90, np.uint8)))
+    audio = _write_audio_only(tmp_path / "audio.mp4")
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    damaged = write_video(tmp_path / "damaged.mp4", noise, fps=8, gop_size=24)
+    data = bytearray(damaged.read_bytes())
+    middle = len(data) // 2
+    data[middle - 200 : middle + 200] = rng.integers(0, 256, 400, dtype=np.uint8).tobytes()
+    damaged.write_bytes(bytes(data))
+    samples = [(p, 0) for p in (good[0], short, audio, str(damaged), good[1])]
+    dataset = _dataset(samples, ["a"], sampler="uniform")
+    with caplog.at_level(logging.WARNING, logger="data_modules.datasets"):
+        batches = list(DataLoader(dataset, batch_size=2, collate_fn=collate_skip))
+    paths = [p for b in batches for p in b["path"]]
+    skipped = [p for b in batches for p in b["skipped"]]
+    # A video shorter than a clip is used (its clip loops over its 2 frames), not skipped.
+    assert good[0] in paths and good[1] in paths and short in paths
+    assert skipped.count(audio) == 1 and audio not in paths
+    warned = [r.getMessage() for r in caplog.records if audio in r.getMessage()]
+    assert len(warned) == 1 and "no video stream" in warned[0]
+    # Overwritten middle bytes: FFmpeg may conceal the damage or give up; either way the file
+    # is used or skipped exactly once, and the pass goes on.
+    assert paths.count(str(damaged)) + skipped.count(str(damaged)) == 1
+    short_item = next(
+        v for b in batches for v, p in zip(b["video"], b["path"], strict=True) if p == short
+    )
+    assert _frame_index(short_item) == [3, 3, 3, 3]  # the flat level 90 = ramp level 3
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file_is_skipped(tmp_path: Path, ramp_videos) -> None:
+    locked = Path(_place(ramp_videos["mp4"], tmp_path / "locked.mp4"))
+    locked.chmod(0)
+    dataset = _dataset([(str(locked), 0)], ["a"], sampler="uniform")
+    assert dataset[0] is None and dataset.num_skipped == 1
+
+
+def test_all_bad_batch_collates_to_an_empty_batch(tmp_path: Path) -> None:
+    zero = tmp_path / "zero.mp4"
+    zero.write_bytes(b"")
+    dataset = _dataset([(str(zero), 0)] * 2, ["a"], sampler="uniform")
+    (batch,) = list(DataLoader(dataset, batch_size=2, collate_fn=collate_skip))
+    assert batch["video"].shape[0] == 0 and batch["label"].shape == (0,)
+    assert batch["label"].dtype == torch.long
+    assert batch["skipped"] == [str(zero)] * 2 and batch["path"] == []
+    # A plain list of items (no __getitems__) still counts its skips.
+    assert collate_skip([None, None])["skipped"] == ["<unknown>", "<unknown>"]
+
+
+def test_labels_outside_the_class_list_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="label 2"):
+        _dataset([(str(tmp_path / "x.mp4"), 2)], ["a", "b"])
+
+
+def test_class_lists_with_duplicates_or_nothing_are_rejected(tmp_path: Path) -> None:
+    duplicate = tmp_path / "classes.txt"
+    duplicate.write_text("abseiling\nyoga\n\nabseiling\n")
+    with pytest.raises(AnnotationError, match="first on line 1") as error:
+        read_class_list(duplicate)
+    assert error.value.line == 4
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(AnnotationError, match="empty class list"):
+        read_class_list(empty)
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train.csv").write_text(KINETICS_HEADER + "abseiling,a,0,10,train\n")
+    with pytest.raises(AnnotationError, match="duplicate"):
+        _ = Kinetics700(tmp_path, tmp_path / "train.csv", class_list=duplicate).samples
