@@ -39,6 +39,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
 from aurl.class_names import clean_class_names
+from aurl.paths import expand_path
 from data_modules.synthetic import (
     DEFAULT_COLOURS,
     DEFAULT_MOTIONS,
@@ -167,7 +168,7 @@ class VideoFolder(VideoCatalog):
         extensions: Sequence[str] = VIDEO_EXTENSIONS,
         name: str | None = None,
     ) -> None:
-        self.root = Path(root)
+        self.root = expand_path(root, "VideoFolder.root")
         self.dataset = dataset
         self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
         self.name = name or self.root.name
@@ -219,8 +220,8 @@ class Kinetics700(VideoCatalog):
     ) -> None:
         if split not in ("train", "validate"):
             raise ValueError(f"Kinetics700 split must be 'train' or 'validate', got {split!r}")
-        self.root = Path(root)
-        self.annotation_file = Path(annotation_file)
+        self.root = expand_path(root, "Kinetics700.root")
+        self.annotation_file = expand_path(annotation_file, "Kinetics700.annotation_file")
         self.split = split
         self.class_list = Path(class_list or CLASS_LISTS / "kinetics700_classes.txt")
         self.name = name
@@ -314,8 +315,8 @@ class UCF101(VideoCatalog):
             raise ValueError(f"UCF101 subset must be 'all', 'train' or 'test', got {subset!r}")
         if fold < 1:
             raise ValueError(f"UCF101 fold must be >= 1, got {fold}")
-        self.root = Path(root)
-        self.split_dir = None if split_dir is None else Path(split_dir)
+        self.root = expand_path(root, "UCF101.root")
+        self.split_dir = None if split_dir is None else expand_path(split_dir, "split_dir")
         self.fold = fold
         self.subset = subset
         self.name = name
@@ -401,8 +402,8 @@ class HMDB51(VideoCatalog):
             raise ValueError(f"HMDB51 subset must be 'all', 'train' or 'test', got {subset!r}")
         if fold < 1:
             raise ValueError(f"HMDB51 fold must be >= 1, got {fold}")
-        self.root = Path(root)
-        self.split_dir = None if split_dir is None else Path(split_dir)
+        self.root = expand_path(root, "HMDB51.root")
+        self.split_dir = None if split_dir is None else expand_path(split_dir, "split_dir")
         self.fold = fold
         self.subset = subset
         self.name = name
@@ -507,7 +508,7 @@ class SyntheticActions(VideoCatalog):
     ) -> None:
         if part not in ("seen", "unseen", "all"):
             raise ValueError(f"SyntheticActions part must be seen, unseen or all, got {part!r}")
-        self.root = None if root is None else Path(root)
+        self.root = None if root is None else expand_path(root, "SyntheticActions.root")
         self.part = part
         self.name = name or f"synthetic_{part}"
         self.num_workers = num_workers

@@ -19,6 +19,7 @@ from aurl.text_encoders.base import (
 )
 from aurl.text_encoders.cache import ClassEmbeddingCache
 from aurl.text_encoders.clip import ClipTextEncoder
+from aurl.text_encoders.random import RandomTextEncoder
 from aurl.text_encoders.sentence_transformers import SentenceTransformerEncoder
 from aurl.text_encoders.word2vec import Word2VecEncoder
 
@@ -26,6 +27,7 @@ __all__ = [
     "TEXT_ENCODERS",
     "ClassEmbeddingCache",
     "ClipTextEncoder",
+    "RandomTextEncoder",
     "SentenceTransformerEncoder",
     "TextEncoder",
     "Word2VecEncoder",

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from aurl.paths import expand_path
 from aurl.text_encoders.base import TextEncoder, fingerprint_path, register_text_encoder
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class ClipTextEncoder(TextEncoder):
         device: str = "cpu",
         batch_size: int = 64,
     ) -> None:
-        self.model_path = Path(model_path).expanduser()
+        self.model_path = expand_path(model_path, "clip model_path")
         if not self.model_path.is_dir():
             raise FileNotFoundError(f"CLIP model folder not found: {self.model_path}")
         if prompt_template is not None and prompt_template.count("{}") != 1:

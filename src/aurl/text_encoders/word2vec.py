@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aurl.class_names import STOP_WORDS, split_words
+from aurl.paths import expand_path
 from aurl.text_encoders.base import TextEncoder, fingerprint_path, register_text_encoder
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class Word2VecEncoder(TextEncoder):
         normalize_mean: bool = False,
         phrases: bool = False,
     ) -> None:
-        self.path = Path(path).expanduser()
+        self.path = expand_path(path, "word2vec path")
         if not self.path.is_file():
             raise FileNotFoundError(f"word-vector file not found: {self.path}")
         uncompressed = self.path.name.removesuffix(".gz")
