@@ -118,6 +118,9 @@ class ZeroShotDataModule(LightningDataModule):
         num_half_splits: int = 10,
     ) -> None:
         super().__init__()
+        # Clip settings travel in checkpoints (``aurl predict`` reads them); catalogs and the
+        # encoder are objects outside LightningCLI and stay out.
+        self.save_hyperparameters(ignore=["source", "targets", "text_encoder"])
         if protocol not in ("full", "half", "both"):
             raise ValueError(f"protocol must be 'full', 'half' or 'both', got {protocol!r}")
         if not targets:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -20,6 +21,8 @@ from aurl.text_encoders import ClassEmbeddingCache, TextEncoder
 from aurl.towers import SemanticTower, VisualTower
 
 log = logging.getLogger(__name__)
+
+_COMPONENTS = ("visual_tower", "semantic_tower", "loss", "text_encoder", "class_generator")
 
 
 @dataclass
@@ -77,9 +80,12 @@ class AURLModule(L.LightningModule):
         max_nonfinite_steps: int = 5,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(
-            ignore=["visual_tower", "semantic_tower", "loss", "text_encoder", "class_generator"]
-        )
+        # Built through LightningCLI, the hyperparameters are the parsed config, components
+        # included as class_path/init_args, so `load_from_checkpoint` (and `aurl predict`) can
+        # rebuild the whole model from a checkpoint. Built in Python, the components are
+        # objects whose weights the state dict already holds: leave them out.
+        from_cli = _given_hyperparameters.get() is not None
+        self.save_hyperparameters(ignore=None if from_cli else list(_COMPONENTS))
         self.visual_tower = visual_tower
         self.semantic_tower = semantic_tower
         self.loss = loss

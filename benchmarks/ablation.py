@@ -1,0 +1,204 @@
+"""The paper's ablation in miniature, on the synthetic benchmark.
+
+Each variant is an experiment fragment (``experiments/ablations/*.yaml``) stacked on a base
+experiment and trained with several seeds through the real ``aurl fit`` command (training,
+checkpoint selection on held-out seen classes, test on the unseen classes). The table reports
+unseen top-1 (mean +- std over seeds), top-5, Closeness, Dispersion, the mean inter-centre
+distance, the generalised zero-shot harmonic mean and wall time.
+
+    python -m benchmarks.ablation            # 6 variants x 3 seeds on experiments/smoke.yaml
+    python -m benchmarks.ablation --quick    # 1 seed, 2 epochs: a check that it all runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import command_line, machine_info, markdown_table, write_results
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (name, fragment, what it tests), in the order of the paper's ablation.
+VARIANTS: tuple[tuple[str, str, str], ...] = (
+    ("align_only", "align_only.yaml", "E2E-style regression onto fixed class embeddings"),
+    ("L_S", "ls_only.yaml", "contrastive loss over seen class embeddings"),
+    ("L_S+L_C", "ls_lc.yaml", "+ learnable visual centres"),
+    ("L_S+L_C+L_US dense", "aurl_dense.yaml", "+ original code's generator (interpolation)"),
+    ("L_S+L_C+L_US pairwise", "aurl_pairwise.yaml", "+ paper's generator (inter/extrapolation)"),
+    ("random text (control)", "random_text.yaml", "full AURL, class names as random vectors"),
+)
+
+METRICS = ("top1", "top5", "closeness", "dispersion", "mean_centre_distance")
+
+
+def read_test_metrics(run_dir: Path) -> dict[str, float]:
+    """The ``test/...`` metrics of a run from its CSV log (the last value of each column)."""
+    files = sorted((run_dir / "csv").glob("version_*/metrics.csv"))
+    if not files:
+        raise FileNotFoundError(f"no CSV metrics under {run_dir / 'csv'}")
+    metrics: dict[str, float] = {}
+    with files[-1].open(newline="") as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                if key.startswith("test/") and value not in ("", None):
+                    metrics[key] = float(value)
+    return metrics
+
+
+def run_variant(
+    base: Path, fragment: Path, seed: int, run_dir: Path, overrides: Sequence[str]
+) -> dict[str, Any]:
+    """Trains and tests one variant with one seed; returns its test metrics and wall time."""
+    command = [
+        sys.executable,
+        "-m",
+        "aurl.cli",
+        "fit",
+        "--config",
+        str(base),
+        "--config",
+        str(fragment),
+        "--seed_everything",
+        str(seed),
+        "--trainer.default_root_dir",
+        str(run_dir),
+        "--trainer.enable_progress_bar",
+        "false",
+        *overrides,
+    ]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    start = time.perf_counter()
+    with (run_dir / "stdout.log").open("w") as out:
+        done = subprocess.run(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{fragment.name} seed {seed} failed; see {run_dir / 'stdout.log'}")
+    return {"wall_s": wall, **read_test_metrics(run_dir)}
+
+
+def aggregate(runs: list[dict[str, Any]], target: str) -> dict[str, Any]:
+    """Mean and std over seeds of every metric of the target set (and its GZSL set)."""
+
+    def stats(key: str) -> dict[str, float] | None:
+        values = [run[key] for run in runs if key in run]
+        if not values:
+            return None
+        std = statistics.pstdev(values) if len(values) > 1 else 0.0
+        return {"mean": statistics.fmean(values), "std": std, "n": len(values)}
+
+    out = {name: stats(f"test/{target}/{name}") for name in METRICS}
+    out["half_top1_mean"] = stats(f"test/{target}/half_top1_mean")
+    for name in ("gzsl_seen", "gzsl_unseen", "gzsl_h"):
+        out[name] = stats(f"test/{target}_gzsl/{name}")
+    out["wall_s"] = stats("wall_s")
+    return out
+
+
+def _pct(stat: dict[str, float] | None, with_std: bool = False) -> str:
+    if stat is None:
+        return "n/a"
+    text = f"{100 * stat['mean']:.1f}"
+    return f"{text} +- {100 * stat['std']:.1f}" if with_std else text
+
+
+def _num(stat: dict[str, float] | None) -> str:
+    return "n/a" if stat is None else f"{stat['mean']:.3f}"
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="experiments/smoke.yaml", help="base experiment")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", help="subset of variant names")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs")
+    parser.add_argument("--runs_dir", default="runs/ablation")
+    parser.add_argument("--target", default="synthetic_unseen", help="test set name")
+    parser.add_argument("--out_dir", default=None, help="results folder")
+    parser.add_argument("overrides", nargs="*", help="extra `aurl fit` arguments for every run")
+    args = parser.parse_args(argv)
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    overrides = [*(["--trainer.max_epochs", "2"] if args.quick else []), *args.overrides]
+    variants = [v for v in VARIANTS if not args.variants or v[0] in args.variants]
+
+    base = ROOT / args.base
+    results: dict[str, Any] = {}
+    for name, fragment, _ in variants:
+        runs = []
+        for seed in seeds:
+            run_dir = ROOT / args.runs_dir / fragment.removesuffix(".yaml") / f"seed{seed}"
+            log.info("ablation: %s, seed %d -> %s", name, seed, run_dir)
+            runs.append(
+                run_variant(
+                    base, ROOT / "experiments/ablations" / fragment, seed, run_dir, overrides
+                )
+            )
+            top1 = runs[-1].get(f"test/{args.target}/top1", float("nan"))
+            print(f"{name} seed {seed}: top-1 {100 * top1:.1f}% ({runs[-1]['wall_s']:.0f} s)")
+        results[name] = {"runs": runs, "summary": aggregate(runs, args.target)}
+
+    rows = []
+    for name, _, what in variants:
+        s = results[name]["summary"]
+        rows.append(
+            [
+                name,
+                _pct(s["top1"], with_std=True),
+                _pct(s["top5"]),
+                _pct(s["half_top1_mean"]),
+                _num(s["closeness"]),
+                _num(s["dispersion"]),
+                _num(s["mean_centre_distance"]),
+                _pct(s["gzsl_h"]),
+                f"{s['wall_s']['mean']:.0f}",
+                what,
+            ]
+        )
+    table = markdown_table(
+        [
+            "variant",
+            "unseen top-1 %",
+            "top-5 %",
+            "50% splits top-1 %",
+            "Closeness",
+            "Dispersion",
+            "mean centre dist.",
+            "GZSL H %",
+            "wall s",
+            "what it tests",
+        ],
+        rows,
+    )
+    print(table)
+    name = "ablation_quick" if args.quick else "ablation"
+    write_results(
+        name,
+        command_line("ablation", list(argv if argv is not None else sys.argv[1:])),
+        {
+            "base": args.base,
+            "seeds": seeds,
+            "overrides": overrides,
+            "machine": machine_info(),
+            "variants": results,
+        },
+        [(f"Unseen classes ({args.target}), {len(seeds)} seed(s)", table)],
+        **({"out_dir": args.out_dir} if args.out_dir else {}),
+    )
+    return results
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    main()
