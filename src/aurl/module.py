@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
 
 from aurl import functional

@@ -33,9 +33,7 @@ class Registry(Generic[T]):
     def create(self, name: str, **kwargs: Any) -> T:
         """Builds the component registered as ``name`` with ``kwargs``."""
         if name not in self._factories:
-            raise KeyError(
-                f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}"
-            )
+            raise KeyError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}")
         return self._factories[name](**kwargs)
 
     def names(self) -> list[str]:
