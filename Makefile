@@ -41,8 +41,10 @@ format: install ## Format and autofix with ruff
 train: install ## The main job: train and evaluate the smoke experiment on the synthetic benchmark
 	$(BIN)/aurl fit --config experiments/smoke.yaml
 
-bench: install ## Run the benchmarks (writes benchmarks/results/)
-	$(BIN)/python benchmarks/run_all.py
+bench: install ## Run the benchmarks into benchmarks/results/ (QUICK=1: a few minutes)
+	$(BIN)/python -m benchmarks.data_throughput $(if $(QUICK),--quick)
+	$(BIN)/python -m benchmarks.train_throughput $(if $(QUICK),--quick)
+	$(BIN)/python -m benchmarks.ablation $(if $(QUICK),--quick)
 
 clean: ## Remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache .hypothesis runs lightning_logs wandb
