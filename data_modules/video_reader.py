@@ -1,9 +1,9 @@
 """Reading clips from video files with PyAV, decoding only the frames a clip needs.
 
 A clip read seeks to the keyframe before its first frame, decodes forward to its last frame and
-stops, instead of decoding the video from the start (what pytorchvideo's ``EncodedVideo`` does
-on the formats we use, measured 5-20x slower). Files are opened per call, so the functions are
-safe in DataLoader workers (no container crosses a fork).
+stops, with PyAV's frame threading (``benchmarks/data_throughput.py`` compares it with a raw
+seek-and-decode loop and with pytorchvideo's ``EncodedVideo``). Files are opened per call, so
+the functions are safe in DataLoader workers (no container crosses a fork).
 
 Frame indices are positions on the stream's time line: a frame with timestamp ``pts`` has index
 ``round((pts - start_time) * time_base * fps)``, with ``fps`` the stream's average rate. For a
