@@ -16,6 +16,7 @@ import argparse
 import csv
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,7 +79,13 @@ def run_variant(
         "false",
         *overrides,
     ]
-    run_dir.mkdir(parents=True, exist_ok=True)
+    done_file = run_dir / "done"
+    if done_file.is_file() and done_file.read_text().split() == command[3:]:
+        # Finished earlier with the same arguments: an interrupted ablation resumes here.
+        return {"wall_s": float((run_dir / "wall_s").read_text()), **read_test_metrics(run_dir)}
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # a partial run: its logs would mix with the new one's
+    run_dir.mkdir(parents=True)
     env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
     with (run_dir / "stdout.log").open("w") as out:
@@ -86,7 +93,10 @@ def run_variant(
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{fragment.name} seed {seed} failed; see {run_dir / 'stdout.log'}")
-    return {"wall_s": wall, **read_test_metrics(run_dir)}
+    metrics = read_test_metrics(run_dir)
+    (run_dir / "wall_s").write_text(f"{wall}\n")
+    done_file.write_text("\n".join(command[3:]) + "\n")
+    return {"wall_s": wall, **metrics}
 
 
 def aggregate(runs: list[dict[str, Any]], target: str) -> dict[str, Any]:
@@ -118,39 +128,19 @@ def _num(stat: dict[str, float] | None) -> str:
     return "n/a" if stat is None else f"{stat['mean']:.3f}"
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", default="experiments/smoke.yaml", help="base experiment")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--variants", nargs="+", help="subset of variant names")
-    parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs")
-    parser.add_argument("--runs_dir", default="runs/ablation")
-    parser.add_argument("--target", default="synthetic_unseen", help="test set name")
-    parser.add_argument("--out_dir", default=None, help="results folder")
-    parser.add_argument("overrides", nargs="*", help="extra `aurl fit` arguments for every run")
-    args = parser.parse_args(argv)
-    seeds = args.seeds[:1] if args.quick else args.seeds
-    overrides = [*(["--trainer.max_epochs", "2"] if args.quick else []), *args.overrides]
-    variants = [v for v in VARIANTS if not args.variants or v[0] in args.variants]
-
-    base = ROOT / args.base
-    results: dict[str, Any] = {}
-    for name, fragment, _ in variants:
-        runs = []
-        for seed in seeds:
-            run_dir = ROOT / args.runs_dir / fragment.removesuffix(".yaml") / f"seed{seed}"
-            log.info("ablation: %s, seed %d -> %s", name, seed, run_dir)
-            runs.append(
-                run_variant(
-                    base, ROOT / "experiments/ablations" / fragment, seed, run_dir, overrides
-                )
-            )
-            top1 = runs[-1].get(f"test/{args.target}/top1", float("nan"))
-            print(f"{name} seed {seed}: top-1 {100 * top1:.1f}% ({runs[-1]['wall_s']:.0f} s)")
-        results[name] = {"runs": runs, "summary": aggregate(runs, args.target)}
-
+def write_report(
+    results: dict[str, Any],
+    variants: Sequence[tuple[str, str, str]],
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    seeds: list[int],
+    overrides: list[str],
+) -> str:
+    """Writes the results of the variants done so far; returns the Markdown table."""
     rows = []
     for name, _, what in variants:
+        if name not in results:
+            continue
         s = results[name]["summary"]
         rows.append(
             [
@@ -181,11 +171,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ],
         rows,
     )
-    print(table)
     name = "ablation_quick" if args.quick else "ablation"
     write_results(
         name,
-        command_line("ablation", list(argv if argv is not None else sys.argv[1:])),
+        command_line("ablation", list(argv)),
         {
             "base": args.base,
             "seeds": seeds,
@@ -196,6 +185,44 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         [(f"Unseen classes ({args.target}), {len(seeds)} seed(s)", table)],
         **({"out_dir": args.out_dir} if args.out_dir else {}),
     )
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="experiments/smoke.yaml", help="base experiment")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", help="subset of variant names")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs")
+    parser.add_argument("--runs_dir", default="runs/ablation")
+    parser.add_argument("--target", default="synthetic_unseen", help="test set name")
+    parser.add_argument("--out_dir", default=None, help="results folder")
+    parser.add_argument("overrides", nargs="*", help="extra `aurl fit` arguments for every run")
+    cli_args = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(cli_args)
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    overrides = [*(["--trainer.max_epochs", "2"] if args.quick else []), *args.overrides]
+    variants = [v for v in VARIANTS if not args.variants or v[0] in args.variants]
+
+    base = ROOT / args.base
+    results: dict[str, Any] = {}
+    for name, fragment, _ in variants:
+        runs = []
+        for seed in seeds:
+            run_dir = ROOT / args.runs_dir / fragment.removesuffix(".yaml") / f"seed{seed}"
+            log.info("ablation: %s, seed %d -> %s", name, seed, run_dir)
+            runs.append(
+                run_variant(
+                    base, ROOT / "experiments/ablations" / fragment, seed, run_dir, overrides
+                )
+            )
+            top1 = runs[-1].get(f"test/{args.target}/top1", float("nan"))
+            print(f"{name} seed {seed}: top-1 {100 * top1:.1f}% ({runs[-1]['wall_s']:.0f} s)")
+        results[name] = {"runs": runs, "summary": aggregate(runs, args.target)}
+        # Written after every variant: an interrupted ablation keeps what it measured.
+        table = write_report(results, variants, args, cli_args, seeds, overrides)
+    print(table)
+
     return results
 
 
