@@ -25,9 +25,10 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -308,7 +309,9 @@ class ZeroShotDataModule(LightningDataModule):
                 f"{len(sampler)} training videos per rank, fewer than batch_size="
                 f"{self.batch_size}: every batch would be dropped"
             )
-        return self._loader(dataset, sampler, self.batch_size, rank, drop_last=True, persist=True)
+        return self._loader(
+            dataset, sampler, self.batch_size, rank, drop_last=True, persist=True, lazy=True
+        )
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         if not self.val_samples:
@@ -343,8 +346,9 @@ class ZeroShotDataModule(LightningDataModule):
         rank: int,
         drop_last: bool,
         persist: bool,
+        lazy: bool = False,
     ) -> DataLoader:
-        return DataLoader(
+        return (LazyIterDataLoader if lazy else DataLoader)(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -353,9 +357,42 @@ class ZeroShotDataModule(LightningDataModule):
             pin_memory=self.pin_memory,
             drop_last=drop_last,
             worker_init_fn=partial(seed_worker, seed=self.seed, rank=rank),
-            # Persistent workers keep their per-process "already warned" sets across epochs.
+            # DataLoader draws its workers' base seed at every new iterator (seed_worker then
+            # reseeds them); from the global generator, that draw would shift dropout whenever
+            # iterators are made at other times, as when a run resumes with persistent workers.
+            generator=torch.Generator().manual_seed(self.seed),
+            # Persistent workers are started once, not at every epoch.
             persistent_workers=persist and self.num_workers > 0,
         )
+
+
+class LazyIterDataLoader(DataLoader):
+    """A DataLoader whose iterator starts (workers, first sampler indices) at the first batch.
+
+    A DataLoader with workers draws its sampler's indices as soon as ``iter()`` is called.
+    Lightning calls it before it sets the epoch of the first epoch of a resumed fit (in
+    ``FitLoop.setup_data``, also reached through ``Trainer.estimated_stepping_batches``), so that
+    epoch would replay epoch 0's order and clips (Lightning >= 2.5.3,
+    Lightning-AI/pytorch-lightning#21938). Started at the first ``next()``, the iterator sees
+    the epoch that ``set_epoch`` gave the sampler by then.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        return _LazyIterator(super().__iter__)
+
+
+class _LazyIterator:
+    def __init__(self, start: Callable[[], Iterator[Any]]) -> None:
+        self._start = start
+        self._iterator: Iterator[Any] | None = None
+
+    def __iter__(self) -> _LazyIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self._iterator is None:
+            self._iterator = self._start()
+        return next(self._iterator)
 
 
 def seed_worker(worker_id: int, seed: int, rank: int) -> None:

@@ -560,8 +560,10 @@ class VideoClipDataset(Dataset):
     epoch lives in shared memory, so persistent workers see it too).
 
     A video that cannot be decoded gives ``None`` after a warning naming the file and the reason
-    (once per file and process) and is counted in ``num_skipped`` (per process);
-    :func:`collate_skip` drops it and reports its path in the batch's ``"skipped"``.
+    and is counted in ``num_skipped`` (per process); :func:`collate_skip` drops it and reports
+    its path in the batch's ``"skipped"``. The warning comes once per file and dataset: the
+    "warned" flags live in shared memory, so all DataLoader workers (persistent or not) share
+    them; each DDP rank has its own dataset, so a file may be reported once per rank.
 
     Args:
         samples: ``(path, label)`` pairs.
@@ -595,7 +597,8 @@ class VideoClipDataset(Dataset):
         self.seed = seed
         self.thread_type = thread_type
         self.num_skipped = 0
-        self._warned: set[str] = set()
+        # One byte per item, shared with the workers like the epoch.
+        self._warned = torch.zeros(len(samples), dtype=torch.bool).share_memory_()
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
     @classmethod
@@ -643,7 +646,7 @@ class VideoClipDataset(Dataset):
             clips = self.clip_sampler(info.num_frames, rng)
             frames = read_clips(path, [c.frame_indices for c in clips], self.thread_type)
         except VideoDecodeError as error:
-            self._skip(path, error.reason)
+            self._skip(index, path, error.reason)
             return None
         videos = [self.transform(clip, rng) for clip in frames]  # K x (C, T, H, W)
         video = videos[0] if len(videos) == 1 else torch.stack(videos)  # (K, C, T, H, W)
@@ -659,14 +662,16 @@ class VideoClipDataset(Dataset):
         # collate_skip (in the same worker) although __getitem__ returns a bare None for them.
         items = _Items(self[i] for i in indices)
         items.skipped = [
-            self.samples[i][0] for i, item in zip(indices, items, strict=True) if item is None
+            self._path(i) for i, item in zip(indices, items, strict=True) if item is None
         ]
         return items
 
-    def _skip(self, path: str, reason: str) -> None:
+    def _skip(self, index: int, path: str, reason: str) -> None:
         self.num_skipped += 1
-        if path not in self._warned:
-            self._warned.add(path)
+        # No lock: two workers read one item at once only when a DDP sampler pads an epoch with
+        # repeated items, and then the cost is a second warning.
+        if not self._warned[index]:
+            self._warned[index] = True
             logger.warning("skipping unreadable video %s: %s", path, reason)
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 
 from aurl import functional
@@ -23,6 +26,8 @@ from aurl.towers import SemanticTower, VisualTower
 log = logging.getLogger(__name__)
 
 _COMPONENTS = ("visual_tower", "semantic_tower", "loss", "text_encoder", "class_generator")
+# Checkpoint key of the global random states (see AURLModule.on_save_checkpoint).
+RNG_STATES_KEY = "aurl_rng_states"
 
 
 @dataclass
@@ -61,6 +66,14 @@ class AURLModule(L.LightningModule):
             :class:`aurl.text_encoders.ClassEmbeddingCache`).
         max_nonfinite_steps: consecutive steps with a non-finite loss tolerated (each is
             skipped and counted) before training stops with an error.
+
+    Faults: a step whose loss is not finite on any rank is skipped on every rank (no parameter,
+    BatchNorm statistic or optimizer state changes; with gradient accumulation the whole
+    accumulated step is skipped); so is a step whose batches were empty (every video unreadable)
+    on every rank, while a rank with an empty batch among ranks with data adds zero gradients.
+    ``train/nonfinite_steps`` and ``{train,val,test}/skipped_videos`` are logged per epoch,
+    summed over ranks. Checkpoints carry the global random states, restored when ``fit``
+    resumes, so a run resumed from an epoch-end checkpoint repeats the uninterrupted run.
     """
 
     def __init__(
@@ -100,7 +113,11 @@ class AURLModule(L.LightningModule):
         self._eval_class_embeddings: Tensor | None = None
         self._nonfinite_in_row = 0
         self.nonfinite_steps = 0
-        self.skipped_videos: list[str] = []
+        # Per-epoch counts, logged at each epoch end; the stages' epochs interleave.
+        self._epoch_nonfinite = 0
+        self._epoch_skipped = {"train": 0, "val": 0, "test": 0}
+        self._skip_optimizer_step = False
+        self._buffer_backup: list[Tensor] = []
 
     # --- class names -------------------------------------------------------------------------
     def _encode_names(self, class_names: list[str]) -> Tensor:
@@ -161,29 +178,55 @@ class AURLModule(L.LightningModule):
         if centres is not None and init_centres is not None and self.loss.num_classes is None:
             init_centres(*centres.shape)
             self.loss.to(self.device)
+        # Resuming training continues the random streams (dropout) where the checkpoint left
+        # them: resumed from an epoch end, the run repeats the uninterrupted one exactly.
+        trainer = self._trainer
+        states = checkpoint.get(RNG_STATES_KEY)
+        if states is not None and trainer is not None and trainer.state.fn == TrainerFn.FITTING:
+            _set_rng_states(states)
 
     # --- training ----------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
-        self._count_skipped(batch)
+    def on_train_epoch_start(self) -> None:
+        self._epoch_skipped["train"] = 0
+        self._epoch_nonfinite = 0
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        self._count_skipped(batch, "train")
         video, labels = batch["video"], batch["label"]
-        if video.shape[0] == 0:
-            return None
-        video_emb = self.visual_tower(self._maybe_channels_last(video))  # (B, D)
-        class_emb = self._train_class_embeddings()  # (C, D)
-        synthetic = None
-        if self.class_generator is not None:
-            synthetic = self.class_generator(class_emb, self.loss.centres)  # 2 x (M, D)
-        out = self.loss(video_emb, class_emb, labels, synthetic)
-        loss = out["loss"]
-        if not torch.isfinite(loss):
-            return self._skip_nonfinite(loss)
+        has_data = video.shape[0] > 0
+        out: dict[str, Tensor] = {}
+        if has_data:
+            self._backup_buffers()
+            video_emb = self.visual_tower(self._maybe_channels_last(video))  # (B, D)
+            class_emb = self._train_class_embeddings()  # (C, D)
+            synthetic = None
+            if self.class_generator is not None:
+                synthetic = self.class_generator(class_emb, self.loss.centres)  # 2 x (M, D)
+            out = self.loss(video_emb, class_emb, labels, synthetic)
+        # Every rank must take the same branch: under DDP a rank that skips its backward leaves
+        # the others waiting in the gradient all-reduce (Lightning refuses a None loss there).
+        zero = torch.zeros((), device=self.device)
+        nonfinite = (~torch.isfinite(out["loss"])).float() if has_data else zero
+        local = torch.stack([nonfinite, zero + has_data])  # (2,): non-finite, has data
+        # Numbers of ranks with a non-finite loss and with data (unchanged without DDP).
+        reduced = self.trainer.strategy.reduce(local, reduce_op="sum")
+        nonfinite_ranks, ranks_with_data = reduced.tolist()
+        if nonfinite_ranks > 0:
+            if has_data:
+                self._restore_buffers()  # BatchNorm statistics of the bad batch
+            self._skip_nonfinite(out.get("loss"), int(nonfinite_ranks))
+            return self._skipped_step()
+        if ranks_with_data == 0:
+            return self._skipped_step()
         self._nonfinite_in_row = 0
+        if not has_data:
+            return self._zero_loss()  # the other ranks' batches make the step
         batch_size = video.shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        self.log("train/loss", out["loss"], prog_bar=True, batch_size=batch_size)
         for name, value in out.items():
             if name != "loss":
                 self.log(f"train/{name}", value, batch_size=batch_size)
-        return loss
+        return out["loss"]
 
     def _train_class_embeddings(self) -> Tensor:
         """Training class embeddings; raw (not normalised) so the loss sees the tower output."""
@@ -195,12 +238,48 @@ class AURLModule(L.LightningModule):
             return video.contiguous(memory_format=torch.channels_last_3d)
         return video
 
-    def _skip_nonfinite(self, loss: Tensor) -> None:
+    def _backup_buffers(self) -> None:
+        """Copies the buffers (BatchNorm statistics) that a forward pass updates in place."""
+        buffers = list(self.buffers())
+        if len(self._buffer_backup) != len(buffers):
+            self._buffer_backup = [b.detach().clone() for b in buffers]
+        else:
+            for backup, buffer in zip(self._buffer_backup, buffers, strict=True):
+                backup.copy_(buffer)
+
+    def _restore_buffers(self) -> None:
+        with torch.no_grad():
+            for backup, buffer in zip(self._buffer_backup, self.buffers(), strict=True):
+                buffer.copy_(backup)
+
+    def _zero_loss(self) -> Tensor:
+        """A zero loss whose backward gives every trainable parameter a zero gradient (so DDP
+        reduces the same buckets on every rank), whatever the values of the parameters."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.stack([p.sum() for p in params]).sum() * 0.0
+
+    def _skipped_step(self) -> Tensor:
+        """Makes this step a no-op: zero gradients now, none at all at the optimizer step."""
+        self._skip_optimizer_step = True
+        return self._zero_loss()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self._skip_optimizer_step:
+            # Optimizers skip parameters without a gradient: no update, no weight decay, and
+            # momentum and Adam moments stay as they are.
+            optimizer.zero_grad(set_to_none=True)
+            self._skip_optimizer_step = False
+
+    def _skip_nonfinite(self, loss: Tensor | None, num_ranks: int) -> None:
         self.nonfinite_steps += 1
+        self._epoch_nonfinite += 1
         self._nonfinite_in_row += 1
+        local = "" if loss is None else f" (here {loss.item()})"
         log.warning(
-            "non-finite loss %s at step %d: step skipped (%d in a row, %d in total)",
-            loss.item(),
+            "non-finite loss on %d rank(s)%s at step %d: step skipped on every rank "
+            "(%d in a row, %d in total)",
+            num_ranks,
+            local,
             self.global_step,
             self._nonfinite_in_row,
             self.nonfinite_steps,
@@ -211,24 +290,34 @@ class AURLModule(L.LightningModule):
                 f"max_nonfinite_steps={self.hparams.max_nonfinite_steps}); lower the learning "
                 "rate or check the data"
             )
-        return None
 
-    def _count_skipped(self, batch: dict[str, Any]) -> None:
-        skipped = batch.get("skipped") or []
-        self.skipped_videos.extend(skipped)
+    def _count_skipped(self, batch: dict[str, Any], stage: str) -> None:
+        self._epoch_skipped[stage] += len(batch.get("skipped") or [])
+
+    def _log_skipped(self, stage: str) -> None:
+        self.log(
+            f"{stage}/skipped_videos",
+            float(self._epoch_skipped[stage]),
+            reduce_fx="sum",
+            sync_dist=True,
+        )
 
     def on_train_epoch_end(self) -> None:
-        self.log("train/skipped_videos", float(len(self.skipped_videos)), sync_dist=True)
-        self.log("train/nonfinite_steps", float(self.nonfinite_steps), sync_dist=True)
+        self._log_skipped("train")
+        # Every rank counted the same (agreed) skipped steps.
+        self.log(
+            "train/nonfinite_steps", float(self._epoch_nonfinite), reduce_fx="max", sync_dist=True
+        )
 
     # --- validation: zero-shot on source classes held out from training ---------------------
     def on_validation_epoch_start(self) -> None:
+        self._epoch_skipped["val"] = 0
         self._eval_class_embeddings = self.embed_classes(self._datamodule().val_class_names)
         # With fewer than 5 validation classes, top-5 means "among all of them".
         self.val_top5.top_k = min(5, self._eval_class_embeddings.shape[0])
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._count_skipped(batch)
+        self._count_skipped(batch, "val")
         if batch["video"].shape[0] == 0:
             return
         video_emb = self.embed_videos(batch["video"])  # (B, D)
@@ -238,11 +327,13 @@ class AURLModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.log("val/top1", self.val_top1.compute(), prog_bar=True)
         self.log("val/top5", self.val_top5.compute())
+        self._log_skipped("val")
         self.val_top1.reset()
         self.val_top5.reset()
 
     # --- test: zero-shot on the target datasets ---------------------------------------------
     def on_test_epoch_start(self) -> None:
+        self._epoch_skipped["test"] = 0
         test_sets = self._datamodule().test_sets
         self.test_collectors = nn.ModuleList(EmbeddingCollector() for _ in test_sets).to(
             self.device
@@ -250,7 +341,7 @@ class AURLModule(L.LightningModule):
         self.test_results = []
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._count_skipped(batch)
+        self._count_skipped(batch, "test")
         if batch["video"].shape[0] == 0:
             return
         video_emb = self.embed_videos(batch["video"])  # (B, D)
@@ -266,6 +357,8 @@ class AURLModule(L.LightningModule):
                 video_emb, class_emb, labels, eval_set.half_splits, eval_set.seen_mask
             )
             for name, value in metrics.items():
+                if name in ("top1", "top5") and not eval_set.report_full:
+                    continue  # protocol "half": only the 50% splits are reported
                 # Every rank computed the same value from the gathered embeddings: no sync.
                 self.log(f"test/{eval_set.name}/{name}", value)
             self.test_results.append(
@@ -279,7 +372,7 @@ class AURLModule(L.LightningModule):
                 )
             )
             collector.reset()
-        self.log("test/skipped_videos", float(len(self.skipped_videos)), sync_dist=True)
+        self._log_skipped("test")
 
     # --- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
@@ -308,6 +401,33 @@ class AURLModule(L.LightningModule):
         ]
         if bad:
             raise FloatingPointError(f"refusing to save a checkpoint with non-finite {bad}")
+        checkpoint[RNG_STATES_KEY] = _rng_states()
+
+
+def _rng_states() -> dict[str, Any]:
+    """The global random states (dropout draws from torch's), as weights-only-loadable values."""
+    _, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": (torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached_gaussian),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"].cpu())
+    keys, pos, has_gauss, cached_gaussian = states["numpy"]
+    np.random.set_state(
+        ("MT19937", keys.cpu().numpy().astype(np.uint32), pos, has_gauss, cached_gaussian)
+    )
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    cuda = states.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([state.cpu() for state in cuda])
 
 
 def evaluate_zero_shot(

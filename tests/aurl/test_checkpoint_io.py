@@ -6,9 +6,11 @@ import logging
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import lightning as L
@@ -158,9 +160,16 @@ def test_garbage_file_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
 def test_overwritten_bytes_fail_the_crc_check(run: tuple[Path, dict], tmp_path: Path) -> None:
     path = copy_last(run, tmp_path)
     data = bytearray(path.read_bytes())
-    # Inside the tensor data: torch.load alone would return silently wrong weights.
-    middle = len(data) // 2
-    data[middle : middle + 16] = bytes(16)
+    # Inside the largest tensor's bytes: torch.load alone would return silently wrong weights.
+    with zipfile.ZipFile(path) as archive:
+        info = max(
+            (i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size
+        )
+    name_len, extra_len = struct.unpack(
+        "<HH", data[info.header_offset + 26 : info.header_offset + 30]
+    )
+    start = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
+    data[start : start + 16] = bytes(b ^ 0xFF for b in data[start : start + 16])
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="corrupted") as info:
         load_checkpoint(path)
