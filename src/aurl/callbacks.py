@@ -137,11 +137,13 @@ class RunSummary(L.Callback):
                     f"{100 * m['gzsl_unseen']:.2f}%  H {100 * m['gzsl_h']:.2f}%"
                 )
         lines.append(f"  run folder: {Path(trainer.default_root_dir).resolve()}")
-        ckpt = trainer.checkpoint_callback
-        if ckpt is not None and ckpt.best_model_path:
-            lines.append(f"  best checkpoint: {ckpt.best_model_path}")
-        if ckpt is not None and getattr(ckpt, "last_model_path", ""):
-            lines.append(f"  last checkpoint: {ckpt.last_model_path}")
+        best = trainer.checkpoint_callback
+        if best is not None and best.best_model_path:
+            lines.append(f"  best checkpoint: {best.best_model_path}")
+        for callback in trainer.checkpoint_callbacks:
+            # The monitor-less checkpoint (filename "last") is the resume point.
+            if callback is not best and callback.monitor is None and callback.best_model_path:
+                lines.append(f"  last checkpoint: {callback.best_model_path}")
         plots = [cb for cb in trainer.callbacks if isinstance(cb, EmbeddingPlots)]
         if plots and plots[0].paths:
             lines.append(f"  plots: {plots[0].paths[0].parent}")
