@@ -8,6 +8,7 @@ unreadable videos of a dataset.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -59,6 +60,10 @@ class AURLCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         resolve_run_folder(config.trainer)
+        report = config.data.get("overlap_report")
+        if isinstance(report, str):
+            root = str(config.trainer.get("default_root_dir") or ".")
+            config.data.overlap_report = report.replace("{root}", root)
         if self.subcommand == "fit":
             pin_wandb_run_id(config.trainer.logger, resuming=config.get("ckpt_path") is not None)
 
@@ -110,6 +115,9 @@ def pin_wandb_run_id(logger_config: Any, resuming: bool) -> None:
         if not str(getattr(cfg, "class_path", "")).endswith("WandbLogger"):
             continue
         init_args = cfg.init_args
+        # jsonargparse passes every wandb.init keyword: keep Lightning's "allow", which makes a
+        # reused id continue its run online.
+        init_args["resume"] = init_args.get("resume") or "allow"
         if init_args.get("id") or init_args.get("version"):
             continue
         id_file = Path(init_args.get("save_dir") or ".") / "wandb_run_id"
@@ -127,6 +135,10 @@ def run_lightning_cli(args: list[str] | None = None) -> AURLCLI:
     from data_modules.datamodule import ZeroShotDataModule
 
     configure_wandb_mode()
+    # transformers prints "[INFO] Running in WANDB offline mode" on import; keep stdout for
+    # the CLI's own output (`--print_config` must be pure YAML).
+    with contextlib.redirect_stdout(sys.stderr):
+        import transformers.integrations.integration_utils  # noqa: F401
     return AURLCLI(
         AURLModule,
         ZeroShotDataModule,

@@ -186,6 +186,22 @@ class AURLModule(L.LightningModule):
             _set_rng_states(states)
 
     # --- training ----------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        # A resumed optimiser holds the learning rate of the schedule it was saved with; when
+        # the run was re-planned (e.g. a larger max_epochs) the first resumed step must already
+        # use the new schedule. For an unchanged schedule this rewrites the same values.
+        for config in self.trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+                continue
+            for group, base_lr, lr_lambda in zip(
+                scheduler.optimizer.param_groups,
+                scheduler.base_lrs,
+                scheduler.lr_lambdas,
+                strict=True,
+            ):
+                group["lr"] = base_lr * lr_lambda(scheduler.last_epoch)
+
     def on_train_epoch_start(self) -> None:
         self._epoch_skipped["train"] = 0
         self._epoch_nonfinite = 0
@@ -467,6 +483,8 @@ def evaluate_zero_shot(
         for split in half_splits:
             classes = torch.as_tensor(split, device=labels.device)  # (C/2,)
             keep = torch.isin(labels, classes)  # (N,)
+            if not keep.any():
+                continue  # a partial evaluation (limit_test_batches) saw none of its videos
             remap = torch.full((num_classes,), -1, dtype=torch.long, device=labels.device)
             remap[classes] = torch.arange(len(split), device=labels.device)
             scores.append(
@@ -474,18 +492,26 @@ def evaluate_zero_shot(
                     video_embeddings[keep], class_embeddings[classes], remap[labels[keep]], 1
                 )
             )
-        stacked = torch.stack(scores)  # (n_splits,)
+        if len(scores) < len(half_splits):
+            log.warning(
+                "%d of %d 50%% splits had no videos",
+                len(half_splits) - len(scores),
+                len(half_splits),
+            )
+        stacked = torch.stack(scores) if scores else torch.full((1,), float("nan"))
         metrics["half_top1_mean"] = stacked.mean()
         metrics["half_top1_std"] = stacked.std(unbiased=False)
     if seen_mask is not None:
         seen = torch.as_tensor(seen_mask, device=labels.device)[labels]  # (N,)
-        seen_acc = functional.zero_shot_topk(
-            video_embeddings[seen], class_embeddings, labels[seen], 1
-        )
-        unseen_acc = functional.zero_shot_topk(
-            video_embeddings[~seen], class_embeddings, labels[~seen], 1
-        )
-        metrics["gzsl_seen"] = seen_acc
-        metrics["gzsl_unseen"] = unseen_acc
-        metrics["gzsl_h"] = functional.harmonic_mean(seen_acc, unseen_acc)
+        parts = {}
+        for name, rows in (("gzsl_seen", seen), ("gzsl_unseen", ~seen)):
+            if rows.any():
+                parts[name] = functional.zero_shot_topk(
+                    video_embeddings[rows], class_embeddings, labels[rows], 1
+                )
+            else:
+                log.warning("generalised zero-shot: no %s videos were evaluated", name[5:])
+                parts[name] = torch.tensor(float("nan"))
+        metrics.update(parts)
+        metrics["gzsl_h"] = functional.harmonic_mean(parts["gzsl_seen"], parts["gzsl_unseen"])
     return {name: float(value) for name, value in metrics.items()}
