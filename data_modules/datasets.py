@@ -44,6 +44,7 @@ from data_modules.synthetic import (
     DEFAULT_COLOURS,
     DEFAULT_MOTIONS,
     DEFAULT_SHAPES,
+    DEFAULT_VIDEOS_PER_CLASS,
     SyntheticManifest,
     generate_synthetic_actions,
 )
@@ -495,7 +496,7 @@ class SyntheticActions(VideoCatalog):
         colours: Sequence[str] = DEFAULT_COLOURS,
         shapes: Sequence[str] = DEFAULT_SHAPES,
         motions: Sequence[str] = DEFAULT_MOTIONS,
-        videos_per_class: int = 24,
+        videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
         num_frames: int = 16,
         size: int = 32,
         fps: int = 8,

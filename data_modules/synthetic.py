@@ -83,6 +83,8 @@ MOTIONS: tuple[str, ...] = (
     "growing",
     "shrinking",
 )
+# 24 videos a class: 2,880 files, generated in well under a minute on 2 cores.
+DEFAULT_VIDEOS_PER_CLASS = 24
 DEFAULT_COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "white")
 DEFAULT_SHAPES: tuple[str, ...] = SHAPES
 DEFAULT_MOTIONS: tuple[str, ...] = (
@@ -337,7 +339,7 @@ def generate_synthetic_actions(
     colours: Sequence[str] = DEFAULT_COLOURS,
     shapes: Sequence[str] = DEFAULT_SHAPES,
     motions: Sequence[str] = DEFAULT_MOTIONS,
-    videos_per_class: int = 32,
+    videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
     num_frames: int = 16,
     size: int = 32,
     fps: int = 8,

@@ -267,31 +267,9 @@ def test_ablation_fast_dev_run(fragment: str, tiny_set, workdir: Path) -> None:
 @pytest.fixture(scope="module")
 def tiny_clip_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """A randomly initialised tiny CLIP saved as save_pretrained writes it, and its text dim."""
-    from transformers import CLIPConfig, CLIPModel
+    from tests.aurl.test_text_encoder_clip import PROJECTION_DIM, save_tiny_clip
 
-    from tests.aurl.test_text_encoder_clip import (
-        PROJECTION_DIM,
-        text_config,
-        write_tokenizer_files,
-    )
-
-    folder = tmp_path_factory.mktemp("clip")
-    vocab = write_tokenizer_files(folder)
-    config = CLIPConfig(
-        text_config=text_config(vocab),
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": 8,
-            "patch_size": 4,
-        },
-        projection_dim=PROJECTION_DIM,
-    )
-    torch.manual_seed(0)
-    CLIPModel(config).save_pretrained(folder)
-    return folder, PROJECTION_DIM
+    return save_tiny_clip(tmp_path_factory.mktemp("clip"), seed=0), PROJECTION_DIM
 
 
 @pytest.mark.slow

@@ -55,12 +55,10 @@ def text_config(vocab: dict[str, int]) -> dict[str, int]:
     }
 
 
-@pytest.fixture(scope="module")
-def clip_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A full CLIPModel (text + tiny vision tower) as save_pretrained writes it."""
-    folder = tmp_path_factory.mktemp("clip_full")
+def save_tiny_clip(folder: Path, seed: int) -> Path:
+    """Saves a randomly initialised tiny CLIPModel (text + vision tower) into ``folder``."""
     vocab = write_tokenizer_files(folder)
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     config = CLIPConfig(
         text_config=text_config(vocab),
         vision_config={
@@ -75,6 +73,12 @@ def clip_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     CLIPModel(config).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full CLIPModel (text + tiny vision tower) as save_pretrained writes it."""
+    return save_tiny_clip(tmp_path_factory.mktemp("clip_full"), seed=1)
 
 
 @pytest.fixture(scope="module")
