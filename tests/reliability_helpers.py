@@ -21,7 +21,7 @@ import av
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from aurl.class_generator import ClassGenerator
 from aurl.losses import AURLLoss
@@ -32,6 +32,7 @@ from data_modules.datasets import Kinetics700, collate_skip
 from data_modules.protocol import EvalSet
 from data_modules.samplers import EpochShuffleSampler
 from data_modules.video_writer import write_video
+from tests.colour_clips import COLOURS, SHAPES, ColourClips
 
 TEXT_DIM = 8
 # Frames of a good video; clips are CLIP_LEN frames, so a SHORT_FRAMES video loops.
@@ -260,33 +261,6 @@ def finite_report(checkpoint: dict[str, Any]) -> list[str]:
 
 
 # --- in-memory zero-shot data -------------------------------------------------------------
-COLOURS = ["red", "green", "blue", "yellow"]
-SHAPES = ["square", "circle", "triangle"]
-
-
-class ColourClips(Dataset):
-    """Clips whose mean colour channel encodes the colour word and whose frame the shape."""
-
-    def __init__(self, class_names: list[str], per_class: int, seed: int) -> None:
-        gen = torch.Generator().manual_seed(seed)
-        self.items = []
-        for label, name in enumerate(class_names):
-            colour, shape = name.split()
-            for i in range(per_class):
-                video = 0.3 * torch.randn(3, 4, 16, 16, generator=gen)  # (C, T, H, W)
-                video[COLOURS.index(colour) % 3] += 1.0
-                video[:, SHAPES.index(shape)] += 1.0
-                self.items.append(
-                    {"video": video, "label": label, "class_name": name, "path": f"{name}{i}"}
-                )
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.items[index]
-
-
 class ColourData(L.LightningDataModule):
     """Seen colour-shape classes for training and validation, unseen ones for testing.
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from gensim.models import KeyedVectors
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from aurl.class_generator import ClassGenerator
 from aurl.losses import AlignOnlyLoss, AURLLoss
@@ -17,9 +17,8 @@ from aurl.text_encoders import create_text_encoder
 from aurl.towers import SemanticTower, VisualTower
 from data_modules.datasets import collate_skip
 from data_modules.protocol import EvalSet
+from tests.colour_clips import COLOURS, SHAPES, ColourClips
 
-COLOURS = ["red", "green", "blue", "yellow"]
-SHAPES = ["square", "circle", "triangle"]
 TEXT_DIM = 8
 
 
@@ -33,29 +32,6 @@ def word_vectors(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("w2v") / "tiny.kv"
     kv.save(str(path))
     return path
-
-
-class ColourClips(Dataset):
-    """Clips whose mean colour channel encodes the colour word and whose frame index the shape."""
-
-    def __init__(self, class_names: list[str], per_class: int, seed: int) -> None:
-        gen = torch.Generator().manual_seed(seed)
-        self.items = []
-        for label, name in enumerate(class_names):
-            colour, shape = name.split()
-            for _ in range(per_class):
-                video = 0.3 * torch.randn(3, 4, 32, 32, generator=gen)  # (C, T, H, W)
-                video[COLOURS.index(colour) % 3] += 1.0 + (COLOURS.index(colour) // 3)
-                video[:, SHAPES.index(shape)] += 1.0
-                self.items.append(
-                    {"video": video, "label": label, "class_name": name, "path": f"{name}.mp4"}
-                )
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict:
-        return self.items[index]
 
 
 class TinyZeroShotData(L.LightningDataModule):
@@ -74,7 +50,7 @@ class TinyZeroShotData(L.LightningDataModule):
 
     def _loader(self, names: list[str], shuffle: bool, seed: int) -> DataLoader:
         return DataLoader(
-            ColourClips(names, 4, seed),
+            ColourClips(names, 4, seed, size=32),
             batch_size=8,
             shuffle=shuffle,
             drop_last=shuffle,
