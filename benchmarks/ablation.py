@@ -45,8 +45,11 @@ METRICS = ("top1", "top5", "closeness", "dispersion", "mean_centre_distance")
 
 
 def read_test_metrics(run_dir: Path) -> dict[str, float]:
-    """The ``test/...`` metrics of a run from its CSV log (the last value of each column)."""
-    files = sorted((run_dir / "csv").glob("version_*/metrics.csv"))
+    """The ``test/...`` metrics of a run from its newest CSV log (each column's last value)."""
+    files = sorted(
+        (run_dir / "csv").glob("version_*/metrics.csv"),
+        key=lambda f: int(f.parent.name.removeprefix("version_")),
+    )
     if not files:
         raise FileNotFoundError(f"no CSV metrics under {run_dir / 'csv'}")
     metrics: dict[str, float] = {}
@@ -58,14 +61,11 @@ def read_test_metrics(run_dir: Path) -> dict[str, float]:
     return metrics
 
 
-def run_variant(
+def fit_arguments(
     base: Path, fragment: Path, seed: int, run_dir: Path, overrides: Sequence[str]
-) -> dict[str, Any]:
-    """Trains and tests one variant with one seed; returns its test metrics and wall time."""
-    command = [
-        sys.executable,
-        "-m",
-        "aurl.cli",
+) -> list[str]:
+    """The ``aurl fit`` arguments of one variant and seed (also what marks its run as done)."""
+    return [
         "fit",
         "--config",
         str(base),
@@ -79,8 +79,20 @@ def run_variant(
         "false",
         *overrides,
     ]
+
+
+def run_variant(
+    base: Path, fragment: Path, seed: int, run_dir: Path, overrides: Sequence[str]
+) -> dict[str, Any]:
+    """Trains and tests one variant with one seed; returns its test metrics and wall time.
+
+    A run folder whose ``done`` file records the same arguments is reused; any other folder
+    at ``run_dir`` (an interrupted or differently configured run) is deleted first.
+    """
+    arguments = fit_arguments(base, fragment, seed, run_dir, overrides)
+    command = [sys.executable, "-m", "aurl.cli", *arguments]
     done_file = run_dir / "done"
-    if done_file.is_file() and done_file.read_text().split() == command[3:]:
+    if done_file.is_file() and done_file.read_text().split("\n")[:-1] == arguments:
         # Finished earlier with the same arguments: an interrupted ablation resumes here.
         return {"wall_s": float((run_dir / "wall_s").read_text()), **read_test_metrics(run_dir)}
     if run_dir.exists():
@@ -95,19 +107,23 @@ def run_variant(
         raise RuntimeError(f"{fragment.name} seed {seed} failed; see {run_dir / 'stdout.log'}")
     metrics = read_test_metrics(run_dir)
     (run_dir / "wall_s").write_text(f"{wall}\n")
-    done_file.write_text("\n".join(command[3:]) + "\n")
+    done_file.write_text("\n".join(arguments) + "\n")
     return {"wall_s": wall, **metrics}
 
 
 def aggregate(runs: list[dict[str, Any]], target: str) -> dict[str, Any]:
-    """Mean and std over seeds of every metric of the target set (and its GZSL set)."""
+    """Mean, sample std and per-seed values over seeds of every metric of the target set.
 
-    def stats(key: str) -> dict[str, float] | None:
+    Covers the target set's metrics, its GZSL set's and the wall time. The std has n - 1 in the
+    denominator (0 for a single run); a metric that no run logged is ``None``.
+    """
+
+    def stats(key: str) -> dict[str, Any] | None:
         values = [run[key] for run in runs if key in run]
         if not values:
             return None
-        std = statistics.pstdev(values) if len(values) > 1 else 0.0
-        return {"mean": statistics.fmean(values), "std": std, "n": len(values)}
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        return {"mean": statistics.fmean(values), "std": std, "n": len(values), "values": values}
 
     out = {name: stats(f"test/{target}/{name}") for name in METRICS}
     out["half_top1_mean"] = stats(f"test/{target}/half_top1_mean")
@@ -128,6 +144,10 @@ def _num(stat: dict[str, float] | None) -> str:
     return "n/a" if stat is None else f"{stat['mean']:.3f}"
 
 
+def _per_seed(stat: dict[str, Any] | None) -> str:
+    return "n/a" if stat is None else " / ".join(f"{100 * v:.1f}" for v in stat["values"])
+
+
 def write_report(
     results: dict[str, Any],
     variants: Sequence[tuple[str, str, str]],
@@ -146,6 +166,7 @@ def write_report(
             [
                 name,
                 _pct(s["top1"], with_std=True),
+                _per_seed(s["top1"]),
                 _pct(s["top5"]),
                 _pct(s["half_top1_mean"]),
                 _num(s["closeness"]),
@@ -160,6 +181,7 @@ def write_report(
         [
             "variant",
             "unseen top-1 %",
+            "top-1 per seed",
             "top-5 %",
             "50% splits top-1 %",
             "Closeness",
@@ -182,7 +204,13 @@ def write_report(
             "machine": machine_info(),
             "variants": results,
         },
-        [(f"Unseen classes ({args.target}), {len(seeds)} seed(s)", table)],
+        [
+            (
+                f"Unseen classes ({args.target}), {len(seeds)} seed(s): means, top-1 +- sample "
+                "std over seeds",
+                table,
+            )
+        ],
         **({"out_dir": args.out_dir} if args.out_dir else {}),
     )
     return table

@@ -1,0 +1,106 @@
+"""The ablation benchmark's bookkeeping: metrics from CSV logs, resumable runs, seed statistics.
+
+A real ablation trains 18 models (``make bench``); these tests cover what decides its numbers
+without training: which values are read, reused and averaged, and how they are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmarks import ablation
+
+
+def _write_metrics(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+
+
+def test_read_test_metrics_takes_the_newest_log_and_last_value(tmp_path: Path) -> None:
+    header = ["epoch", "val/top1", "test/u/top1", "test/u/top5"]
+    _write_metrics(tmp_path / "csv/version_2/metrics.csv", header, [["0", "0.5", "0.1", "0.2"]])
+    _write_metrics(  # version 10 is newer than version 2 (a string sort gets this wrong)
+        tmp_path / "csv/version_10/metrics.csv",
+        header,
+        [["0", "0.4", "", ""], ["1", "", "0.25", "0.75"], ["1", "", "", ""]],
+    )
+    assert ablation.read_test_metrics(tmp_path) == {"test/u/top1": 0.25, "test/u/top5": 0.75}
+
+
+def test_read_test_metrics_names_the_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "csv"))):
+        ablation.read_test_metrics(tmp_path)
+
+
+def test_aggregate_has_mean_sample_std_and_per_seed_values() -> None:
+    runs = [
+        {"test/u/top1": 0.1, "test/u_gzsl/gzsl_h": 0.2, "wall_s": 10.0},
+        {"test/u/top1": 0.3, "wall_s": 30.0},
+        {"test/u/top1": 0.5, "wall_s": 20.0},
+    ]
+    summary = ablation.aggregate(runs, "u")
+    top1 = summary["top1"]
+    assert top1["n"] == 3 and top1["values"] == [0.1, 0.3, 0.5]
+    assert math.isclose(top1["mean"], 0.3)
+    assert math.isclose(top1["std"], 0.2)  # sqrt((0.04 + 0 + 0.04) / (3 - 1))
+    assert summary["gzsl_h"] == {"mean": 0.2, "std": 0.0, "n": 1, "values": [0.2]}
+    assert summary["wall_s"]["mean"] == 20.0
+    assert summary["closeness"] is None and summary["gzsl_seen"] is None
+
+
+def test_write_report_lists_seeds_and_marks_missing_metrics(tmp_path: Path) -> None:
+    runs = [{"test/u/top1": 0.1, "wall_s": 10.0}, {"test/u/top1": 0.3, "wall_s": 30.0}]
+    results = {"L_S": {"runs": runs, "summary": ablation.aggregate(runs, "u")}}
+    args = argparse.Namespace(quick=False, target="u", base="base.yaml", out_dir=str(tmp_path))
+    table = ablation.write_report(
+        results, ablation.VARIANTS, args, ["--seeds", "0", "1"], [0, 1], []
+    )
+    lines = table.splitlines()
+    assert len(lines) == 3  # header, rule, the one variant with results
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[:4] == ["L_S", "20.0 +- 14.1", "10.0 / 30.0", "n/a"]
+    assert cells[-2:] == ["20", "contrastive loss over seen class embeddings"]
+    report = (tmp_path / "ablation.md").read_text()
+    assert "`python -m benchmarks.ablation --seeds 0 1`" in report and "2 seed(s)" in report
+
+
+def test_run_variant_reuses_a_run_done_with_the_same_arguments(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    base, fragment = Path("base.yaml"), Path("frag.yaml")
+    overrides = ["--model.init_args.lr", "0.1", "--trainer.logger", "a b"]  # a space survives
+    _write_metrics(run_dir / "csv/version_0/metrics.csv", ["test/u/top1"], [["0.4"]])
+    (run_dir / "wall_s").write_text("12.5\n")
+    arguments = ablation.fit_arguments(base, fragment, 3, run_dir, overrides)
+    assert arguments[:7] == [
+        "fit",
+        "--config",
+        "base.yaml",
+        "--config",
+        "frag.yaml",
+        "--seed_everything",
+        "3",
+    ]
+    (run_dir / "done").write_text("\n".join(arguments) + "\n")
+    assert ablation.run_variant(base, fragment, 3, run_dir, overrides) == {
+        "wall_s": 12.5,
+        "test/u/top1": 0.4,
+    }
+
+
+def test_run_variant_reruns_other_arguments_and_reports_a_failed_fit(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    stale = run_dir / "csv/version_0/metrics.csv"
+    _write_metrics(stale, ["test/u/top1"], [["0.4"]])
+    (run_dir / "wall_s").write_text("12.5\n")
+    old = ablation.fit_arguments(Path("base.yaml"), Path("frag.yaml"), 0, run_dir, [])
+    (run_dir / "done").write_text("\n".join(old) + "\n")
+    missing = tmp_path / "missing.yaml"  # seed 1 differs, and this config cannot be read
+    with pytest.raises(RuntimeError, match=r"seed 1 failed; see .*stdout\.log"):
+        ablation.run_variant(missing, missing, 1, run_dir, [])
+    assert not stale.exists() and not (run_dir / "done").exists()
+    assert "missing.yaml" in (run_dir / "stdout.log").read_text()
