@@ -3,8 +3,8 @@
 Each variant is an experiment fragment (``experiments/ablations/*.yaml``) stacked on a base
 experiment and trained with several seeds through the real ``aurl fit`` command (training,
 checkpoint selection on held-out seen classes, test on the unseen classes). The table reports
-unseen top-1 (mean +- std over seeds), top-5, Closeness, Dispersion, the mean inter-centre
-distance, the generalised zero-shot harmonic mean and wall time.
+unseen top-1 (mean +- sample std over seeds, and per seed), top-5, Closeness, Dispersion, the
+mean inter-centre distance, the generalised zero-shot harmonic mean and wall time.
 
     python -m benchmarks.ablation            # 6 variants x 3 seeds on experiments/smoke.yaml
     python -m benchmarks.ablation --quick    # 1 seed, 2 epochs: a check that it all runs
@@ -222,7 +222,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", help="subset of variant names")
     parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs")
-    parser.add_argument("--runs_dir", default="runs/ablation")
+    parser.add_argument(
+        "--runs_dir", help="run folders (default runs/ablation, or runs/ablation_quick)"
+    )
     parser.add_argument("--target", default="synthetic_unseen", help="test set name")
     parser.add_argument("--out_dir", default=None, help="results folder")
     parser.add_argument("overrides", nargs="*", help="extra `aurl fit` arguments for every run")
@@ -230,14 +232,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(cli_args)
     seeds = args.seeds[:1] if args.quick else args.seeds
     overrides = [*(["--trainer.max_epochs", "2"] if args.quick else []), *args.overrides]
+    known = [name for name, _, _ in VARIANTS]
+    unknown = sorted(set(args.variants or ()) - set(known))
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {known}")
     variants = [v for v in VARIANTS if not args.variants or v[0] in args.variants]
+    # Quick runs get their own folders: their other arguments would discard the full runs.
+    runs_dir = args.runs_dir or ("runs/ablation_quick" if args.quick else "runs/ablation")
 
     base = ROOT / args.base
     results: dict[str, Any] = {}
     for name, fragment, _ in variants:
         runs = []
         for seed in seeds:
-            run_dir = ROOT / args.runs_dir / fragment.removesuffix(".yaml") / f"seed{seed}"
+            run_dir = ROOT / runs_dir / fragment.removesuffix(".yaml") / f"seed{seed}"
             log.info("ablation: %s, seed %d -> %s", name, seed, run_dir)
             runs.append(
                 run_variant(

@@ -104,3 +104,14 @@ def test_run_variant_reruns_other_arguments_and_reports_a_failed_fit(tmp_path: P
         ablation.run_variant(missing, missing, 1, run_dir, [])
     assert not stale.exists() and not (run_dir / "done").exists()
     assert "missing.yaml" in (run_dir / "stdout.log").read_text()
+
+
+def test_unknown_variant_names_are_refused_with_the_choices(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        ablation.main(["--variants", "L_S", "L_X"])
+    assert exit_info.value.code == 2
+    assert (
+        "unknown variant(s) ['L_X']; choose from ['align_only', 'L_S'," in capsys.readouterr().err
+    )
