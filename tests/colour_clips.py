@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 COLOURS = ["red", "green", "blue", "yellow"]
 SHAPES = ["square", "circle", "triangle"]
+TEXT_DIM = 8  # the size of the tiny word vectors of these words
 
 
 class ColourClips(Dataset):

@@ -14,10 +14,8 @@ import zipfile
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import pytest
 import torch
-from gensim.models import KeyedVectors
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from aurl.checkpoint_io import (
@@ -27,26 +25,12 @@ from aurl.checkpoint_io import (
     save_checkpoint,
 )
 from tests.aurl.test_module import (
-    COLOURS,
-    SHAPES,
-    TEXT_DIM,
     TinyZeroShotData,
     build_module,
     make_trainer,
 )
 
 FIT = dict(max_epochs=1, limit_train_batches=2, limit_val_batches=1, num_sanity_val_steps=0)
-
-
-@pytest.fixture(scope="module")
-def word_vectors(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(0)
-    words = COLOURS + SHAPES
-    kv = KeyedVectors(vector_size=TEXT_DIM)
-    kv.add_vectors(words, rng.normal(size=(len(words), TEXT_DIM)).astype(np.float32))
-    path = tmp_path_factory.mktemp("w2v") / "tiny.kv"
-    kv.save(str(path))
-    return path
 
 
 def fit(

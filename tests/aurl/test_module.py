@@ -7,7 +7,6 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from gensim.models import KeyedVectors
 from torch.utils.data import DataLoader
 
 from aurl.class_generator import ClassGenerator
@@ -17,21 +16,7 @@ from aurl.text_encoders import create_text_encoder
 from aurl.towers import SemanticTower, VisualTower
 from data_modules.datasets import collate_skip
 from data_modules.protocol import EvalSet
-from tests.colour_clips import COLOURS, SHAPES, ColourClips
-
-TEXT_DIM = 8
-
-
-@pytest.fixture(scope="module")
-def word_vectors(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny word2vec file: one random vector per colour and shape word."""
-    rng = np.random.default_rng(0)
-    words = COLOURS + SHAPES
-    kv = KeyedVectors(vector_size=TEXT_DIM)
-    kv.add_vectors(words, rng.normal(size=(len(words), TEXT_DIM)).astype(np.float32))
-    path = tmp_path_factory.mktemp("w2v") / "tiny.kv"
-    kv.save(str(path))
-    return path
+from tests.colour_clips import COLOURS, SHAPES, TEXT_DIM, ColourClips
 
 
 class TinyZeroShotData(L.LightningDataModule):
