@@ -109,7 +109,7 @@ class AURLModule(L.LightningModule):
         self.val_top5 = ZeroShotAccuracy(top_k=5)
         self.test_collectors = nn.ModuleList()
         self.test_results: list[EvalResult] = []
-        self._text_embeddings: dict[str, Tensor] = {}
+        self._text_embeddings: dict[tuple[str, ...], Tensor] = {}
         self._eval_class_embeddings: Tensor | None = None
         self._nonfinite_in_row = 0
         self.nonfinite_steps = 0
@@ -121,24 +121,37 @@ class AURLModule(L.LightningModule):
 
     # --- class names -------------------------------------------------------------------------
     def _encode_names(self, class_names: list[str]) -> Tensor:
-        """Text embeddings of ``class_names`` (cached on disk), on this module's device."""
-        key = "\n".join(class_names)
-        if key not in self._text_embeddings:
+        """Text embeddings of ``class_names`` (cached on disk), kept on this module's device.
+
+        The text encoder's model is loaded only on a cache miss, so the size check against the
+        semantic tower is made here, on the embeddings, rather than by asking the encoder.
+        """
+        key = tuple(class_names)
+        emb = self._text_embeddings.get(key)
+        if emb is None or emb.device != self.device:
             emb = self.embedding_cache.encode(self.text_encoder, class_names)  # (C, text_dim)
-            self._text_embeddings[key] = emb.float()
-        return self._text_embeddings[key].to(self.device)
+            tower = self.semantic_tower
+            if tower is not None and tower.text_dim != emb.shape[1]:
+                raise ValueError(
+                    f"semantic_tower.text_dim={tower.text_dim} but the text encoder gives "
+                    f"{emb.shape[1]}-d embeddings; set model.semantic_tower.text_dim"
+                )
+            emb = emb.to(self.device)
+            self._text_embeddings[key] = emb
+        return emb
+
+    def _project_classes(self, class_names: list[str]) -> Tensor:
+        """Class embeddings from the semantic tower, not normalised: ``(C, D)``."""
+        text = self._encode_names(class_names)  # (C, text_dim)
+        return self.semantic_tower(text) if self.semantic_tower is not None else text
 
     def embed_classes(self, class_names: list[str]) -> Tensor:
         """Class-name embeddings in the joint space, L2-normalised: ``(C, D)``."""
-        text = self._encode_names(class_names)  # (C, text_dim)
-        emb = self.semantic_tower(text) if self.semantic_tower is not None else text
-        return F.normalize(emb, dim=-1)
+        return F.normalize(self._project_classes(class_names), dim=-1)
 
     def embed_videos(self, video: Tensor) -> Tensor:
         """Clip embeddings, L2-normalised: ``(B, D)`` from ``(B, [K,] C, T, H, W)``."""
-        if self.hparams.channels_last and video.dim() == 5:
-            video = video.contiguous(memory_format=torch.channels_last_3d)
-        return F.normalize(self.visual_tower(video), dim=-1)
+        return F.normalize(self.visual_tower(self._maybe_channels_last(video)), dim=-1)
 
     def _datamodule(self) -> Any:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -151,12 +164,6 @@ class AURLModule(L.LightningModule):
 
     # --- setup -------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        tower = self.semantic_tower
-        if tower is not None and tower.text_dim != self.text_encoder.dim:
-            raise ValueError(
-                f"semantic_tower.text_dim={self.semantic_tower.text_dim} but the text encoder "
-                f"gives {self.text_encoder.dim}-d embeddings; set model.semantic_tower.text_dim"
-            )
         if self.hparams.channels_last:
             self.visual_tower.to(memory_format=torch.channels_last_3d)
         if stage == "fit":
@@ -214,7 +221,8 @@ class AURLModule(L.LightningModule):
         if has_data:
             self._backup_buffers()
             video_emb = self.visual_tower(self._maybe_channels_last(video))  # (B, D)
-            class_emb = self._train_class_embeddings()  # (C, D)
+            # Raw (not normalised) class embeddings: the loss sees the tower output.
+            class_emb = self._project_classes(self._datamodule().train_class_names)  # (C, D)
             synthetic = None
             if self.class_generator is not None:
                 synthetic = self.class_generator(class_emb, self.loss.centres)  # 2 x (M, D)
@@ -243,11 +251,6 @@ class AURLModule(L.LightningModule):
             if name != "loss":
                 self.log(f"train/{name}", value, batch_size=batch_size)
         return out["loss"]
-
-    def _train_class_embeddings(self) -> Tensor:
-        """Training class embeddings; raw (not normalised) so the loss sees the tower output."""
-        text = self._encode_names(self._datamodule().train_class_names)  # (C, text_dim)
-        return self.semantic_tower(text) if self.semantic_tower is not None else text
 
     def _maybe_channels_last(self, video: Tensor) -> Tensor:
         if self.hparams.channels_last and video.dim() == 5:

@@ -194,6 +194,23 @@ def test_text_dim_mismatch_is_a_clear_error(tmp_path: Path, word_vectors: Path) 
         make_trainer(tmp_path).fit(module, datamodule=TinyZeroShotData())
 
 
+def test_cached_class_embeddings_never_load_the_text_model(
+    tmp_path: Path, word_vectors: Path
+) -> None:
+    cache = str(tmp_path / "cache")
+    first = build_module(word_vectors, embedding_cache_dir=cache)
+    trainer = make_trainer(tmp_path / "a", max_epochs=1)
+    trainer.fit(first, datamodule=TinyZeroShotData())
+    trainer.test(first, datamodule=TinyZeroShotData())
+    assert first.text_encoder._vectors is not None  # the first run encoded the names
+
+    second = build_module(word_vectors, embedding_cache_dir=cache)
+    trainer = make_trainer(tmp_path / "b", max_epochs=1)
+    trainer.fit(second, datamodule=TinyZeroShotData())
+    trainer.test(second, datamodule=TinyZeroShotData())
+    assert second.text_encoder._vectors is None  # every class list came from the cache
+
+
 def test_nonfinite_losses_are_skipped_then_stop_training(
     tmp_path: Path, word_vectors: Path
 ) -> None:

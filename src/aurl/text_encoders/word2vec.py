@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from aurl.class_names import STOP_WORDS, split_words
+from aurl.class_names import STOP_WORDS, content_words, split_words
 from aurl.paths import expand_path
 from aurl.text_encoders.base import TextEncoder, fingerprint_path, register_text_encoder
 
@@ -105,9 +105,9 @@ class Word2VecEncoder(TextEncoder):
 
     def tokens(self, text: str) -> list[str]:
         """The vocabulary keys averaged for ``text`` (missing words included, unchecked)."""
-        words = split_words(text)
         if not self.phrases:
-            return [word for word in words if word not in STOP_WORDS]
+            return content_words(text)
+        words = split_words(text)
         vocabulary = self.vectors.key_to_index
         tokens = []
         start = 0
