@@ -399,9 +399,18 @@ class AURLModule(L.LightningModule):
         optimizer = build_optimizer(
             self.parameters(), hp.optimizer, hp.lr, hp.momentum, hp.weight_decay
         )
-        total_steps = int(self.trainer.estimated_stepping_batches)
-        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs not in (None, -1) else 1
-        steps_per_epoch = max(1, math.ceil(total_steps / max_epochs))
+        trainer = self.trainer
+        total_steps = int(trainer.estimated_stepping_batches)
+        if trainer.train_dataloader is None:  # not loaded by the estimate when max_epochs=-1
+            trainer.fit_loop.setup_data()
+        # An epoch is a pass over the training loader, whether max_epochs or max_steps ends
+        # the run; a loader without a length makes the whole run one "epoch".
+        batches = trainer.num_training_batches
+        steps_per_epoch = (
+            total_steps
+            if math.isinf(batches)
+            else max(1, math.ceil(batches / trainer.accumulate_grad_batches))
+        )
         warmup_steps = max(1, round(hp.warmup_epochs * steps_per_epoch))
         scheduler = build_warmup_cosine(optimizer, warmup_steps, total_steps)
         return {

@@ -211,6 +211,19 @@ def test_cached_class_embeddings_never_load_the_text_model(
     assert second.text_encoder._vectors is None  # every class list came from the cache
 
 
+@pytest.mark.parametrize("max_epochs, max_steps", [(-1, 6), (4, 5)])
+def test_warmup_counts_epochs_in_loader_batches_when_max_steps_ends_the_run(
+    tmp_path: Path, word_vectors: Path, max_epochs: int, max_steps: int
+) -> None:
+    module = build_module(word_vectors, embedding_cache_dir=str(tmp_path / "cache"))
+    trainer = make_trainer(tmp_path, max_epochs=max_epochs, max_steps=max_steps)
+    trainer.fit(module, datamodule=TinyZeroShotData())
+    # 24 clips in batches of 8: 3 steps an epoch, so warmup_epochs=0.5 is round(1.5) = 2 steps.
+    assert trainer.num_training_batches == 3 and trainer.global_step == max_steps
+    factor = trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0]
+    assert [factor(0), factor(1)] == [0.5, 1.0]
+
+
 def test_nonfinite_losses_are_skipped_then_stop_training(
     tmp_path: Path, word_vectors: Path
 ) -> None:
