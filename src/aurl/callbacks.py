@@ -10,19 +10,10 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from aurl.functional import zero_shot_topk_per_class
 from aurl.module import AURLModule, EvalResult
 
 log = logging.getLogger(__name__)
-
-
-def per_class_top1(result: EvalResult) -> torch.Tensor:
-    """Top-1 accuracy of each class of ``result`` (nan for a class without videos): ``(C,)``."""
-    sims = result.video_embeddings @ result.class_embeddings.T  # (N, C)
-    correct = (sims.argmax(dim=1) == result.labels).float()  # (N,)
-    num_classes = len(result.class_names)
-    hits = torch.zeros(num_classes).index_add_(0, result.labels, correct)
-    counts = torch.zeros(num_classes).index_add_(0, result.labels, torch.ones_like(correct))
-    return hits / counts
 
 
 def pca_2d(points: torch.Tensor) -> torch.Tensor:
@@ -75,7 +66,7 @@ def plot_per_class_accuracy(result: EvalResult, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    acc = per_class_top1(result)
+    acc = zero_shot_topk_per_class(result.video_embeddings, result.class_embeddings, result.labels)
     order = torch.argsort(torch.nan_to_num(acc, nan=-1.0), descending=True).tolist()
     fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(order)), 4.5))
     ax.bar(range(len(order)), [100 * float(acc[i]) for i in order])

@@ -264,6 +264,33 @@ def zero_shot_topk(
     return correct.to(dtype).mean()
 
 
+def zero_shot_topk_per_class(
+    video_embeddings: Tensor, class_embeddings: Tensor, labels: Tensor, k: int = 1
+) -> Tensor:
+    """:func:`zero_shot_topk` of each class's own videos, same ranking and tie rule.
+
+    Args:
+        video_embeddings: (N, D) video embeddings.
+        class_embeddings: (C, D) class-name embeddings; row ``j`` is class ``j``.
+        labels: (N,) integers in ``[0, C)``.
+        k: how many nearest classes count, ``1 <= k <= C``.
+
+    Returns:
+        (C,) accuracies in [0, 1]; NaN for a class without videos.
+
+    Raises:
+        ValueError: as :func:`zero_shot_topk`.
+    """
+    _zero_shot_check(video_embeddings, class_embeddings, labels, k, "zero_shot_topk_per_class")
+    correct = _topk_correct(video_embeddings, class_embeddings, labels, k)  # (N,)
+    dtype = torch.promote_types(_work_dtype(video_embeddings), _work_dtype(class_embeddings))
+    num_classes = class_embeddings.shape[0]
+    labels = labels.long()
+    hits = torch.bincount(labels, weights=correct.to(dtype), minlength=num_classes)  # (C,)
+    counts = torch.bincount(labels, minlength=num_classes).to(hits.dtype)  # (C,)
+    return hits / counts
+
+
 def harmonic_mean(a: Tensor | float, b: Tensor | float) -> Tensor:
     """Harmonic mean ``H = 2ab / (a + b)`` (the generalised zero-shot summary of seen and unseen
     accuracy), element-wise, with ``H = 0`` where ``a + b = 0``.

@@ -16,6 +16,7 @@ from aurl.functional import (
     harmonic_mean,
     mean_centre_distance,
     zero_shot_topk,
+    zero_shot_topk_per_class,
 )
 
 # ---------------------------------------------------------------- numpy references (loops)
@@ -299,3 +300,24 @@ def test_zero_shot_topk_validation() -> None:
         zero_shot_topk(v, torch.zeros(0, 3), y)
     with pytest.raises(ValueError, match="labels has 4 entries"):
         zero_shot_topk(v, t, y[:4])
+
+
+def test_zero_shot_topk_per_class_by_hand_and_consistent_with_the_mean() -> None:
+    t = torch.eye(3)  # classes 0, 1, 2 along the axes
+    v = torch.tensor(
+        [
+            [1.0, 0.1, 0.0],  # class 0, nearest 0: right
+            [0.0, 1.0, 0.0],  # class 0, nearest 1: wrong (class 0 is 2nd)
+            [1.0, 1.0, 0.0],  # class 1, tie between 0 and 1: lower index wins, wrong
+            [float("nan"), 0.0, 1.0],  # class 1, non-finite: wrong
+        ]
+    )
+    labels = torch.tensor([0, 0, 1, 1])  # class 2 has no videos
+    top1 = zero_shot_topk_per_class(v, t, labels)
+    assert top1[:2].tolist() == [0.5, 0.0] and math.isnan(top1[2])
+    assert zero_shot_topk_per_class(v, t, labels, k=2)[:2].tolist() == [1.0, 0.5]
+    counts = torch.bincount(labels, minlength=3)[:2].float()
+    weighted = (top1[:2] * counts).sum() / counts.sum()
+    assert torch.isclose(weighted, zero_shot_topk(v, t, labels))
+    with pytest.raises(ValueError, match="zero_shot_topk_per_class: k must be"):
+        zero_shot_topk_per_class(v, t, labels, k=4)
