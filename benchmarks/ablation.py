@@ -155,8 +155,13 @@ def write_report(
     argv: Sequence[str],
     seeds: list[int],
     overrides: list[str],
+    machine: dict[str, Any],
 ) -> str:
-    """Writes the results of the variants done so far; returns the Markdown table."""
+    """Writes the results of the variants done so far; returns the Markdown table.
+
+    ``machine`` is :func:`machine_info` taken when the ablation started (its load average is
+    the other work on the machine, before the ablation's own).
+    """
     rows = []
     for name, _, what in variants:
         if name not in results:
@@ -201,7 +206,7 @@ def write_report(
             "base": args.base,
             "seeds": seeds,
             "overrides": overrides,
-            "machine": machine_info(),
+            "machine": machine,
             "variants": results,
         },
         [
@@ -241,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     runs_dir = args.runs_dir or ("runs/ablation_quick" if args.quick else "runs/ablation")
 
     base = ROOT / args.base
+    machine = machine_info()
     results: dict[str, Any] = {}
     for name, fragment, _ in variants:
         runs = []
@@ -256,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             print(f"{name} seed {seed}: top-1 {100 * top1:.1f}% ({runs[-1]['wall_s']:.0f} s)")
         results[name] = {"runs": runs, "summary": aggregate(runs, args.target)}
         # Written after every variant: an interrupted ablation keeps what it measured.
-        table = write_report(results, variants, args, cli_args, seeds, overrides)
+        table = write_report(results, variants, args, cli_args, seeds, overrides, machine)
     print(table)
 
     return results

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import ablation
+from benchmarks import ablation, common
 
 
 def _write_metrics(path: Path, header: list[str], rows: list[list[str]]) -> None:
@@ -57,8 +57,9 @@ def test_write_report_lists_seeds_and_marks_missing_metrics(tmp_path: Path) -> N
     runs = [{"test/u/top1": 0.1, "wall_s": 10.0}, {"test/u/top1": 0.3, "wall_s": 30.0}]
     results = {"L_S": {"runs": runs, "summary": ablation.aggregate(runs, "u")}}
     args = argparse.Namespace(quick=False, target="u", base="base.yaml", out_dir=str(tmp_path))
+    machine = {**common.machine_info(), "load_average": [0.25, 0.5, 0.75]}
     table = ablation.write_report(
-        results, ablation.VARIANTS, args, ["--seeds", "0", "1"], [0, 1], []
+        results, ablation.VARIANTS, args, ["--seeds", "0", "1"], [0, 1], [], machine
     )
     lines = table.splitlines()
     assert len(lines) == 3  # header, rule, the one variant with results
@@ -67,6 +68,7 @@ def test_write_report_lists_seeds_and_marks_missing_metrics(tmp_path: Path) -> N
     assert cells[-2:] == ["20", "contrastive loss over seen class embeddings"]
     report = (tmp_path / "ablation.md").read_text()
     assert "`python -m benchmarks.ablation --seeds 0 1`" in report and "2 seed(s)" in report
+    assert "load average at start 0.25, 0.5, 0.75" in report  # the machine as given
 
 
 def test_run_variant_reuses_a_run_done_with_the_same_arguments(tmp_path: Path) -> None:
