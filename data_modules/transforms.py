@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -173,28 +174,23 @@ class ShortSideCropTransform(VideoTransform):
         return horizontal_flip(video) if rng.random() < 0.5 else video
 
 
-def make_transform(
-    name: str,
-    train: bool,
-    size: int = 112,
-    short_side: int = 128,
-    mean: Sequence[float] = KINETICS_MEAN,
-    std: Sequence[float] = KINETICS_STD,
-    rng: random.Random | None = None,
-) -> VideoTransform:
-    """Builds a clip transform by name.
+def make_transform(name: str, train: bool, **kwargs: Any) -> VideoTransform:
+    """Builds a registered clip transform by name.
 
     Args:
-        name: ``"aurl"`` (plain resize) or ``"e2e"`` (short side, crop, flip).
+        name: ``"aurl"`` (:class:`ResizeTransform`) or ``"e2e"`` (:class:`ShortSideCropTransform`).
         train: training (random crop and flip for ``"e2e"``) or evaluation.
-        size: output height and width (112 in the paper).
-        short_side: short side before cropping (``"e2e"`` only).
-        mean: per-channel mean of [0, 1] pixels.
-        std: per-channel standard deviation.
-        rng: random source; None uses the ``random`` module (reseeded per DataLoader worker).
+        **kwargs: the transform's other arguments: ``size`` (112 in the paper), ``mean``,
+            ``std`` and ``rng`` (see :class:`VideoTransform`), and ``short_side`` for ``"e2e"``.
 
     Returns:
         A callable uint8 ``(T, H, W, 3)`` -> float32 ``(C, T, size, size)``.
+
+    Raises:
+        KeyError: no transform is registered as ``name``.
+        TypeError: the transform takes no such argument (the message names the transform).
     """
-    extra = {"short_side": short_side} if name == "e2e" else {}
-    return TRANSFORMS.create(name, train=train, size=size, mean=mean, std=std, rng=rng, **extra)
+    try:
+        return TRANSFORMS.create(name, train=train, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"video transform {name!r}: {error}") from error
