@@ -48,7 +48,7 @@ from data_modules.synthetic import (
     SyntheticManifest,
     generate_synthetic_actions,
 )
-from data_modules.video_reader import VideoDecodeError, probe_video, read_clips
+from data_modules.video_reader import VideoDecodeError, read_sampled_clips
 
 logger = logging.getLogger(__name__)
 
@@ -224,7 +224,9 @@ class Kinetics700(VideoCatalog):
         self.root = expand_path(root, "Kinetics700.root")
         self.annotation_file = expand_path(annotation_file, "Kinetics700.annotation_file")
         self.split = split
-        self.class_list = Path(class_list or CLASS_LISTS / "kinetics700_classes.txt")
+        self.class_list = expand_path(
+            class_list or CLASS_LISTS / "kinetics700_classes.txt", "Kinetics700.class_list"
+        )
         self.name = name
 
     def _list(self) -> CatalogListing:
@@ -533,11 +535,12 @@ class SyntheticActions(VideoCatalog):
         )
 
     def prepare(self) -> None:
-        self._generate(progress=True)
+        """Generates the videos (or checks the cached folder) and keeps the manifest."""
+        self.manifest = self._generate(progress=True)
 
     @cached_property
     def manifest(self) -> SyntheticManifest:
-        """The generated folder's manifest (generates it if needed)."""
+        """The generated folder's manifest: the one :meth:`prepare` kept, else generated now."""
         return self._generate(progress=False)
 
     def _list(self) -> CatalogListing:
@@ -573,7 +576,7 @@ class VideoClipDataset(Dataset):
         transform: ``(uint8 (T, H, W, 3), rng: random.Random) -> float (C, T, H, W)``, e.g.
             ``data_modules.transforms.make_transform``.
         seed: base seed of the per-item generators.
-        thread_type: decoder threading for ``read_clips`` (None: one thread; DataLoader
+        thread_type: decoder threading for ``read_sampled_clips`` (None: one thread; DataLoader
             workers supply the parallelism).
     """
 
@@ -601,17 +604,6 @@ class VideoClipDataset(Dataset):
         # One byte per item, shared with the workers like the epoch.
         self._warned = torch.zeros(len(samples), dtype=torch.bool).share_memory_()
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
-
-    @classmethod
-    def from_catalog(
-        cls,
-        catalog: VideoCatalog,
-        clip_sampler: Callable[[int, random.Random], Sequence[Any]],
-        transform: Callable[[Tensor, random.Random], Tensor],
-        seed: int = 0,
-    ) -> VideoClipDataset:
-        """A dataset over every sample of ``catalog``, labelled by its cleaned class names."""
-        return cls(catalog.samples, catalog.class_names, clip_sampler, transform, seed)
 
     @property
     def samples(self) -> list[tuple[str, int]]:
@@ -643,9 +635,11 @@ class VideoClipDataset(Dataset):
         # One generator per item drives the clip starts, then the crop and flip.
         rng = random.Random(self.item_seed(index))
         try:
-            info = probe_video(path)
-            clips = self.clip_sampler(info.num_frames, rng)
-            frames = read_clips(path, [c.frame_indices for c in clips], self.thread_type)
+            frames = read_sampled_clips(
+                path,
+                lambda info: [c.frame_indices for c in self.clip_sampler(info.num_frames, rng)],
+                self.thread_type,
+            )
         except VideoDecodeError as error:
             self._skip(index, path, error.reason)
             return None

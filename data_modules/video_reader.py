@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
@@ -144,18 +144,38 @@ def read_clips(
         ValueError: an index is negative or a clip is empty.
         VideoDecodeError: the file is missing, empty, not a video, truncated or corrupt.
     """
-    for clip in clips:
-        if len(clip) == 0:
-            raise ValueError(f"empty frame index list for {path}")
-        if min(clip) < 0:
-            raise ValueError(f"negative frame index {min(clip)} for {path}")
-    wanted = sorted({int(i) for clip in clips for i in clip})
     with _OpenVideo(path, thread_type) as video:
-        max_gap = max(1, round(video.fps * _DECODE_THROUGH_S))
-        frames: dict[int, np.ndarray] = {}
-        for run in _split_runs(wanted, max_gap):
-            frames.update(video.decode_run(run, tail_tolerance))
-    return [torch.from_numpy(np.stack([frames[int(i)] for i in clip])) for clip in clips]
+        return video.decode_clips(clips, tail_tolerance)
+
+
+def read_sampled_clips(
+    path: str | Path,
+    choose_clips: Callable[[VideoInfo], Sequence[Sequence[int]]],
+    thread_type: str | None = "AUTO",
+    tail_tolerance: int = 2,
+) -> list[torch.Tensor]:
+    """Probes a video and decodes the clips that ``choose_clips`` picks, opening the file once.
+
+    The same as ``read_clips(path, choose_clips(probe_video(path)))`` without the second open:
+    the way to read clips whose frame indices depend on the video's length or rate.
+
+    Args:
+        path: the video file.
+        choose_clips: maps the video's :class:`VideoInfo` to one index sequence per clip (see
+            :func:`read_clip`), e.g. a clip sampler's frame indices for ``info.num_frames``.
+        thread_type: decoder threading, as in :func:`read_clip`.
+        tail_tolerance: frames past the end that repeat the last frame, as in :func:`read_clip`.
+
+    Returns:
+        One uint8 tensor ``(T_k, H, W, 3)`` per chosen clip.
+
+    Raises:
+        ValueError: a chosen index is negative or a chosen clip is empty.
+        VideoDecodeError: the file is missing, empty, not a video, has no frames, or is
+            truncated or corrupt.
+    """
+    with _OpenVideo(path, thread_type) as video:
+        return video.decode_clips(choose_clips(video.probe()), tail_tolerance)
 
 
 def _split_runs(indices: list[int], max_gap: int) -> list[list[int]]:
@@ -214,6 +234,8 @@ class _OpenVideo:
     def probe(self) -> VideoInfo:
         num_frames = self.stream.frames
         if num_frames <= 0:
+            # Counting packets reads the container to its end: a decode from frame 0 must reopen.
+            self._fresh = False
             try:
                 num_frames = sum(1 for p in self.container.demux(self.stream) if p.size)
             except av.error.FFmpegError as error:
@@ -228,6 +250,24 @@ class _OpenVideo:
             duration = float(num_frames / self.fps)
         fps = float(self.fps)
         return VideoInfo(num_frames, fps, self.stream.height, self.stream.width, duration)
+
+    def decode_clips(
+        self, clips: Sequence[Sequence[int]], tail_tolerance: int
+    ) -> list[torch.Tensor]:
+        """Decodes each frame of the clips once, one seek per run of nearby frames."""
+        for clip in clips:
+            if len(clip) == 0:
+                raise ValueError(f"empty frame index list for {self.path}")
+            if min(clip) < 0:
+                raise ValueError(f"negative frame index {min(clip)} for {self.path}")
+        wanted = sorted({int(i) for clip in clips for i in clip})
+        max_gap = max(1, round(self.fps * _DECODE_THROUGH_S))
+        frames: dict[int, np.ndarray] = {}
+        for run in _split_runs(wanted, max_gap):
+            frames.update(self.decode_run(run, tail_tolerance))
+        return [  # (T_k, H, W, 3) uint8 each
+            torch.from_numpy(np.stack([frames[int(i)] for i in clip])) for clip in clips
+        ]
 
     def decode_run(self, wanted: list[int], tail_tolerance: int) -> dict[int, np.ndarray]:
         """Decodes the sorted, unique frame indices ``wanted`` in one forward pass."""

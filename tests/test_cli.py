@@ -19,6 +19,7 @@ import torch.nn.functional as F
 import yaml
 
 from aurl.cli import main as aurl_main
+from aurl.commands import read_class_names
 from aurl.losses import AlignOnlyLoss, AURLLoss
 from aurl.module import AURLModule
 from data_modules.datasets import SyntheticActions
@@ -588,6 +589,16 @@ def test_predict_ranks_classes_by_cosine_similarity(
         scores = [p["score"] for p in predictions]
         assert scores == sorted(scores, reverse=True)
         assert scores == pytest.approx(cosine[top].tolist(), abs=6e-5)  # printed to 4 decimals
+
+
+def test_read_class_names_reports_duplicates_naming_the_source(tmp_path: Path) -> None:
+    classes = tmp_path / "classes.txt"
+    classes.write_text("# unseen\nyoga\ncello\n\nyoga\n")
+    with pytest.raises(ValueError, match=r"classes\.txt: .*\['yoga'\]"):
+        read_class_names(str(classes))
+    with pytest.raises(ValueError, match=r"--classes: .*\['yoga'\]"):
+        read_class_names("yoga, cello,yoga")
+    assert read_class_names("yoga, cello") == ["yoga", "cello"]
 
 
 # A benchmark that smoke.yaml learns in three short epochs: 4 colours x 4 shapes x 4 motions = 64

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 import yaml
 
+from aurl.text_encoders import check_texts
+
 log = logging.getLogger(__name__)
 
 
@@ -29,10 +31,10 @@ def read_class_names(spec: str) -> list[str]:
         where = "--classes"
     if len(names) < 2:
         raise ValueError(f"{where}: give at least two class names, got {names}")
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ValueError(f"{where}: duplicate class names {duplicates}")
-    return names
+    try:
+        return check_texts(names)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from error
 
 
 def predict(
@@ -57,7 +59,7 @@ def predict(
     from aurl.module import AURLModule
     from data_modules.clip_sampling import make_clip_sampler
     from data_modules.transforms import make_transform
-    from data_modules.video_reader import VideoDecodeError, probe_video, read_clips
+    from data_modules.video_reader import VideoDecodeError, read_sampled_clips
 
     ckpt = load_checkpoint(checkpoint)
     data_hp = dict(ckpt.get("datamodule_hyper_parameters") or {})
@@ -78,8 +80,9 @@ def predict(
         class_emb = module.embed_classes(class_names)  # (C, D)
         for path in videos:
             try:
-                clips = sampler(probe_video(path).num_frames)
-                frames = read_clips(path, [clip.frame_indices for clip in clips])
+                frames = read_sampled_clips(
+                    path, lambda info: [clip.frame_indices for clip in sampler(info.num_frames)]
+                )
             except VideoDecodeError as err:
                 results.append({"path": str(path), "error": str(err)})
                 continue
@@ -144,11 +147,10 @@ def load_catalogs(config_path: str | Path) -> list[Any]:
 
 def check_video(path: str) -> str | None:
     """Why ``path`` cannot be used (probe + decoding its first and last frames), or None."""
-    from data_modules.video_reader import VideoDecodeError, probe_video, read_clip
+    from data_modules.video_reader import VideoDecodeError, read_sampled_clips
 
     try:
-        info = probe_video(path)
-        read_clip(path, [0, max(0, info.num_frames - 1)])
+        read_sampled_clips(path, lambda info: [[0, max(0, info.num_frames - 1)]])
     except VideoDecodeError as err:
         return err.reason
     return None

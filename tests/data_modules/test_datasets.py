@@ -167,6 +167,25 @@ def test_kinetics700_malformed_csv_names_file_and_line(
     assert error.value.line == line
 
 
+def test_kinetics700_paths_expand_environment_variables(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AURL_TEST_K700", str(tmp_path))
+    classes = tmp_path / "classes.txt"
+    classes.write_text("abseiling\nyoga\n")
+    catalog = Kinetics700(
+        "$AURL_TEST_K700",
+        "${AURL_TEST_K700}/train.csv",
+        class_list="${AURL_TEST_K700}/classes.txt",
+    )
+    assert (catalog.root, catalog.annotation_file, catalog.class_list) == (
+        tmp_path,
+        tmp_path / "train.csv",
+        classes,
+    )
+    monkeypatch.delenv("AURL_UNSET_CLASSES", raising=False)
+    with pytest.raises(ValueError, match=r"Kinetics700\.class_list.*AURL_UNSET_CLASSES"):
+        Kinetics700(tmp_path, tmp_path / "train.csv", class_list="$AURL_UNSET_CLASSES/k.txt")
+
+
 def test_kinetics700_missing_annotation_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "train").mkdir()
     with pytest.raises(FileNotFoundError, match=r"nope\.csv"):
@@ -297,7 +316,11 @@ def test_hmdb51_malformed_split_files(hmdb_layout) -> None:
 
 
 # --- SyntheticActions ----------------------------------------------------------------------
-def test_synthetic_actions_parts(tmp_path: Path) -> None:
+def _fail_rescan(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the SyntheticActions folder was generated or scanned again")
+
+
+def test_synthetic_actions_parts(tmp_path: Path, monkeypatch) -> None:
     kwargs = dict(
         root=tmp_path,
         colours=["red", "blue"],
@@ -310,6 +333,10 @@ def test_synthetic_actions_parts(tmp_path: Path) -> None:
     )
     seen, unseen, every = (SyntheticActions(part=p, **kwargs) for p in ("seen", "unseen", "all"))
     seen.prepare()
+    with monkeypatch.context() as patch:
+        # Listing uses the manifest that prepare kept, without scanning the folder again.
+        patch.setattr("data_modules.datasets.generate_synthetic_actions", _fail_rescan)
+        assert len(seen.class_names) == 6
     assert len(every.class_names) == 8 and len(unseen.class_names) == 2
     assert set(seen.class_names) | set(unseen.class_names) == set(every.class_names)
     assert not set(seen.class_names) & set(unseen.class_names)

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from data_modules.video_reader import VideoDecodeError, probe_video, read_clip, read_clips
+from data_modules.video_reader import (
+    VideoDecodeError,
+    VideoInfo,
+    probe_video,
+    read_clip,
+    read_clips,
+    read_sampled_clips,
+)
 from data_modules.video_writer import write_video
 
 T, H, W = 40, 48, 64
@@ -240,3 +247,23 @@ def test_truncated_matroska_raises_past_the_cut(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_clip(path, [0, 3]).numpy(), full[[0, 3]])
     with pytest.raises(VideoDecodeError, match=r"cut\.mkv.*stream ends"):
         read_clip(path, list(range(T - 16, T)))
+
+
+@pytest.mark.parametrize("name", ["v.mkv", "v.mp4"])
+def test_sampled_clips_equal_full_decode(tmp_path: Path, name: str) -> None:
+    # Matroska stores no frame count, so the probe counts packets, reading the file to its end;
+    # a clip from frame 0 must then start from a reopened file, not an exhausted one.
+    path = write_video(tmp_path / name, _pattern(), fps=25, gop_size=10)
+    full, _ = _decode_all(path)
+    with av.open(str(path)) as container:
+        assert (container.streams.video[0].frames == 0) == (path.suffix == ".mkv")
+    seen: list[VideoInfo] = []
+
+    def choose(info: VideoInfo) -> list[list[int]]:
+        seen.append(info)
+        return [[0, 1, 2], [info.num_frames - 1, 0], list(range(24, 32))]
+
+    clips = read_sampled_clips(path, choose, thread_type=None)
+    assert seen == [probe_video(path)]
+    for indices, clip in zip(choose(seen[0]), clips, strict=True):
+        np.testing.assert_array_equal(clip.numpy(), full[indices])
