@@ -36,7 +36,7 @@ import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from aurl.text_encoders import TextEncoder
+from aurl.text_encoders import ClassEmbeddingCache, TextEncoder
 from data_modules.clip_sampling import make_clip_sampler
 from data_modules.datasets import VideoCatalog, VideoClipDataset, collate_skip
 from data_modules.protocol import (
@@ -77,6 +77,8 @@ class ZeroShotDataModule(LightningDataModule):
         text_encoder: encoder of the class names for overlap removal (needed when tau > 0).
         overlap_report: TSV file listing every source class, kept/removed, its nearest target
             class and distance (written by rank 0).
+        embedding_cache_dir: cache of the class-name embeddings of overlap removal (None:
+            ``$AURL_CACHE_DIR`` or ``~/.cache/aurl/class_embeddings``, as ``AURLModule``'s).
         clip_len: frames per clip.
         frame_stride: step between the frames of a clip.
         train_clips: clips per training video.
@@ -104,6 +106,7 @@ class ZeroShotDataModule(LightningDataModule):
         overlap_tau: float = 0.05,
         text_encoder: TextEncoder | None = None,
         overlap_report: str | Path | None = None,
+        embedding_cache_dir: str | None = None,
         clip_len: int = 16,
         frame_stride: int = 1,
         train_clips: int = 1,
@@ -142,6 +145,7 @@ class ZeroShotDataModule(LightningDataModule):
         self.overlap_tau = overlap_tau
         self.text_encoder = text_encoder
         self.overlap_report = overlap_report
+        self.embedding_cache = ClassEmbeddingCache(embedding_cache_dir)
         self.clip_len = clip_len
         self.frame_stride = frame_stride
         self.train_clips = train_clips
@@ -182,6 +186,7 @@ class ZeroShotDataModule(LightningDataModule):
             self.text_encoder,
             self.overlap_tau,
             self.overlap_report if rank == 0 else None,
+            self.embedding_cache,
         )
         kept = set(self.overlap.kept)
         candidates = [i for i, name in enumerate(source_names) if name in kept]

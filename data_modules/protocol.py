@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from aurl.text_encoders import ClassEmbeddingCache, TextEncoder
+
 logger = logging.getLogger(__name__)
 
 
@@ -118,6 +120,7 @@ def remove_overlap(
     encoder: _Encoder | None,
     tau: float = 0.05,
     report_path: str | Path | None = None,
+    cache: ClassEmbeddingCache | None = None,
 ) -> OverlapResult:
     """Drops source classes that are too close to a target class to call the test zero-shot.
 
@@ -134,6 +137,8 @@ def remove_overlap(
         tau: distance threshold; 0 disables removal (nothing is encoded or written).
         report_path: if given, a TSV with one row per source class: ``source_class``,
             ``status`` (kept/removed), ``nearest_target``, ``distance``.
+        cache: where to look up and keep the name embeddings (``encoder`` must then be a
+            :class:`TextEncoder`); a hit does not load the encoder's model.
 
     Returns:
         The kept and removed classes with each source class's nearest target.
@@ -152,7 +157,14 @@ def remove_overlap(
     target_names = list(dict.fromkeys(target_names))
     if not source_names or not target_names:
         raise ValueError("overlap removal needs at least one source and one target class")
-    distances = cosine_distances(encoder.encode(source_names), encoder.encode(target_names))
+    if cache is None:
+        source_emb, target_emb = encoder.encode(source_names), encoder.encode(target_names)
+    else:
+        if not isinstance(encoder, TextEncoder):
+            raise TypeError(f"a cache needs a TextEncoder, got {type(encoder).__name__}")
+        source_emb = cache.encode(encoder, source_names)  # (N, D)
+        target_emb = cache.encode(encoder, target_names)  # (M, D)
+    distances = cosine_distances(source_emb, target_emb)
     min_dist, argmin = distances.min(dim=1)  # (N,), (N,)
     nearest = {
         name: (target_names[int(j)], float(d))

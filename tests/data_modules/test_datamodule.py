@@ -180,6 +180,21 @@ def test_overlap_removal_drops_source_classes_near_targets(folders, tmp_path: Pa
     assert not train_classes & set(dm.overlap.removed)
 
 
+def test_overlap_removal_reads_cached_embeddings_without_loading_the_encoder(
+    folders, tmp_path: Path
+) -> None:
+    runs = []
+    for _ in range(2):
+        encoder = create_text_encoder("word2vec", path=folders["vectors"])
+        dm = _datamodule(
+            folders, overlap_tau=0.05, text_encoder=encoder, embedding_cache_dir=str(tmp_path)
+        )
+        dm.setup("fit")
+        runs.append((encoder._vectors is not None, dm.overlap))
+    assert [loaded for loaded, _ in runs] == [True, False]  # the second run hit the cache
+    assert runs[0][1] == runs[1][1]
+
+
 def test_gzsl_on_synthetic(tmp_path: Path) -> None:
     kwargs = dict(
         root=tmp_path,
