@@ -309,7 +309,17 @@ def test_text_encoder_fragment_fast_dev_run(
 def test_fast_dev_run_with_small_eval_batches(tiny_set, workdir: Path) -> None:
     # One batch of 2 videos per test set cannot cover every 50% split nor both GZSL parts.
     args = tiny_fit(SMOKE, workdir / "run", "--trainer.fast_dev_run", "true")
-    run_cli([*args, "--data.eval_batch_size", "2"])
+    metrics = logged_test_metrics(run_cli([*args, "--data.eval_batch_size", "2"]))
+    for name in ("synthetic_unseen", "synthetic_unseen_gzsl"):
+        assert 0.0 <= metrics[f"test/{name}/top1"] <= metrics[f"test/{name}/top5"] <= 1.0
+    assert 0.0 <= metrics["test/synthetic_unseen/half_top1_mean"] <= 1.0  # from the splits seen
+    # The batch holds seen-class videos only: the unseen part, and so H, are undefined, not 0.
+    assert (
+        metrics["test/synthetic_unseen_gzsl/gzsl_seen"]
+        == metrics["test/synthetic_unseen_gzsl/top1"]
+    )
+    assert math.isnan(metrics["test/synthetic_unseen_gzsl/gzsl_unseen"])
+    assert math.isnan(metrics["test/synthetic_unseen_gzsl/gzsl_h"])
 
 
 @pytest.mark.slow

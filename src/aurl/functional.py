@@ -293,7 +293,8 @@ def zero_shot_topk_per_class(
 
 def harmonic_mean(a: Tensor | float, b: Tensor | float) -> Tensor:
     """Harmonic mean ``H = 2ab / (a + b)`` (the generalised zero-shot summary of seen and unseen
-    accuracy), element-wise, with ``H = 0`` where ``a + b = 0``.
+    accuracy), element-wise, with ``H = 0`` where ``a + b = 0`` and NaN where an input is NaN
+    (a part that was not measured leaves H undefined, not 0).
 
     Args:
         a: non-negative number or tensor.
@@ -311,4 +312,4 @@ def harmonic_mean(a: Tensor | float, b: Tensor | float) -> Tensor:
     if bool((a_t < 0).any()) or bool((b_t < 0).any()):
         raise ValueError(f"harmonic_mean: inputs must be non-negative, got {a} and {b}")
     total = a_t + b_t
-    return torch.where(total > 0, 2 * a_t * b_t / torch.where(total > 0, total, 1), 0.0)
+    return torch.where(total == 0, 0.0, 2 * a_t * b_t / torch.where(total == 0, 1, total))

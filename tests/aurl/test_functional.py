@@ -262,6 +262,8 @@ def test_harmonic_mean() -> None:
     got = harmonic_mean(torch.tensor([0.2, 0.0, 0.9]), torch.tensor(0.6))
     expected = [2 / (1 / 0.2 + 1 / 0.6), 0.0, 2 / (1 / 0.9 + 1 / 0.6)]
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
+    assert math.isnan(harmonic_mean(0.0, float("nan")).item())  # a part never measured
+    assert math.isnan(harmonic_mean(float("nan"), 0.4).item())
     with pytest.raises(ValueError, match="non-negative"):
         harmonic_mean(-0.1, 0.5)
 
