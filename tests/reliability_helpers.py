@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
-import os
 import re
 import sys
 from collections import defaultdict
@@ -388,22 +387,6 @@ def _ddp_nonfinite_main(out_dir: str) -> None:
         callbacks=[faults, SaveRankResult(out, faults)],
     )
     trainer.fit(module, datamodule=ColourData(per_class=4, batch_size=4))
-
-
-def worker_environment(tmp: Path) -> dict[str, str]:
-    """This process's environment for a child process: offline, one thread, caches in ``tmp``."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "WANDB_MODE": "offline",
-            "OMP_NUM_THREADS": "1",
-            "PYTHONUNBUFFERED": "1",
-            "AURL_CACHE_DIR": str(tmp / "cache"),
-        }
-    )
-    return env
 
 
 def warned_paths(log_file: Path, paths: Sequence[str]) -> dict[str, list[str]]:

@@ -27,6 +27,7 @@ from aurl.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from aurl.module import AURLModule
 from data_modules.datamodule import ZeroShotDataModule
 from data_modules.datasets import SyntheticActions
+from tests.cli_helpers import subprocess_env
 from tests.reliability_helpers import (
     BAD_KINDS,
     CLIP_LEN,
@@ -42,7 +43,6 @@ from tests.reliability_helpers import (
     read_metrics_csv,
     tiny_module,
     warned_paths,
-    worker_environment,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -311,7 +311,7 @@ def test_ddp_nonfinite_loss_on_one_rank_skips_the_step_on_every_rank(tmp_path: P
     proc = subprocess.run(
         [sys.executable, "-m", "tests.reliability_helpers", "ddp-nonfinite", str(tmp_path)],
         cwd=REPO,
-        env=worker_environment(tmp_path),
+        env=subprocess_env(AURL_CACHE_DIR=str(tmp_path / "cache")),
         capture_output=True,
         text=True,
         timeout=240,
@@ -546,7 +546,7 @@ def test_killed_training_resumes_from_the_last_epoch_to_the_same_result(tmp_path
     # Generated once here, so that the two concurrent runs only read it.
     SyntheticActions(synthetic_root, **TINY_SYNTHETIC).prepare()
     config = _resume_overrides(tmp_path / "tiny.yaml", synthetic_root)
-    env = worker_environment(tmp_path)
+    env = subprocess_env(AURL_CACHE_DIR=str(tmp_path / "cache"))
     reference, victim = tmp_path / "reference", tmp_path / "victim"
     started = [_start_fit(config, reference, env), _start_fit(config, victim, env)]
     uninterrupted, killed = started

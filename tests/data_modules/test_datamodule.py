@@ -296,17 +296,8 @@ def _ddp_worker(rank: int, world: int, folders: dict[str, str], out: str) -> Non
     torch.distributed.init_process_group(
         "gloo", init_method=f"file://{out}/store", rank=rank, world_size=world
     )
-    dm = ZeroShotDataModule(
-        source=VideoFolder(folders["source"]),
-        targets=[VideoFolder(folders["target"], dataset="ucf101", name="target")],
-        overlap_tau=0.0,
-        val_fraction=0.25,
-        clip_len=4,
-        size=32,
-        batch_size=3,
-        eval_batch_size=2,
-        num_workers=1,
-    )
+    as_paths = {k: Path(v) for k, v in folders.items()}
+    dm = _datamodule(as_paths, batch_size=3, eval_batch_size=2, num_workers=1)
     dm.setup("fit")
     loader = dm.train_dataloader()
     train = []
