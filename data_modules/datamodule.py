@@ -123,8 +123,11 @@ class ZeroShotDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         # Clip settings travel in checkpoints (``aurl predict`` reads them); catalogs and the
-        # encoder are objects outside LightningCLI and stay out.
-        self.save_hyperparameters(ignore=["source", "targets", "text_encoder"])
+        # encoder are objects outside LightningCLI and stay out, and the cache folder is the
+        # module's hyperparameter (loggers refuse one name with two values).
+        self.save_hyperparameters(
+            ignore=["source", "targets", "text_encoder", "embedding_cache_dir"]
+        )
         if protocol not in ("full", "half", "both"):
             raise ValueError(f"protocol must be 'full', 'half' or 'both', got {protocol!r}")
         if not targets:

@@ -47,9 +47,10 @@ class AURLCLI(LightningCLI):
         return commands
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        # One text encoder serves the model (class embeddings) and the datamodule (overlap
-        # removal between source and target class names).
+        # One text encoder and one embedding cache serve the model (class embeddings) and the
+        # datamodule (overlap removal between source and target class names).
         parser.link_arguments("model.text_encoder", "data.text_encoder", apply_on="instantiate")
+        parser.link_arguments("model.embedding_cache_dir", "data.embedding_cache_dir")
         parser.add_argument(
             "--test_after_fit",
             type=bool,
