@@ -9,6 +9,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
+import errno
+from collections.abc import Iterator
+from typing import Any
+
+import av
 import pytest
 import torch
 
@@ -19,3 +24,28 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def unreadable_means_unreadable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Makes ``av.open`` refuse a file without read permission, even for root.
+
+    Root reads files whatever their mode, so a ``chmod 0`` file stays readable in a container
+    run as root (as CI is). As root, this fixture fails the open with the EACCES error a user
+    would get; as a user, the kernel already does and nothing is patched. In-process only (no
+    DataLoader workers are started with the patch).
+    """
+    if os.geteuid() == 0:
+        real_open = av.open
+
+        def open_as_a_user(file: Any, *args: Any, **kwargs: Any) -> Any:
+            if (
+                isinstance(file, str)
+                and os.path.isfile(file)
+                and not os.stat(file).st_mode & 0o444
+            ):
+                raise PermissionError(errno.EACCES, "Permission denied", file)
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(av, "open", open_as_a_user)
+    yield

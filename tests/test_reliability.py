@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import signal
 import subprocess
@@ -175,10 +174,7 @@ def test_training_and_evaluation_survive_a_corrupt_corpus(
     _check_corpus_run(*_train_and_test_on_corpus(tmp_path, KINDS_FOR_ANYONE, num_workers))
 
 
-@pytest.mark.skipif(
-    os.geteuid() == 0,
-    reason="root reads files whatever their permissions, so a chmod 000 file stays readable",
-)
+@pytest.mark.usefixtures("unreadable_means_unreadable")
 def test_unreadable_files_are_skipped_and_reported(tmp_path: Path) -> None:
     _check_corpus_run(*_train_and_test_on_corpus(tmp_path, ["unreadable"], num_workers=0))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 from pathlib import Path
@@ -477,12 +476,14 @@ def test_more_bad_inputs_never_stop_a_pass(tmp_path: Path, ramp_videos, caplog) 
     assert _frame_index(short_item) == [3, 3, 3, 3]  # the flat level 90 = ramp level 3
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-def test_unreadable_file_is_skipped(tmp_path: Path, ramp_videos) -> None:
+@pytest.mark.usefixtures("unreadable_means_unreadable")
+def test_unreadable_file_is_skipped(tmp_path: Path, ramp_videos, caplog) -> None:
     locked = Path(_place(ramp_videos["mp4"], tmp_path / "locked.mp4"))
     locked.chmod(0)
     dataset = _dataset([(str(locked), 0)], ["a"], sampler="uniform")
-    assert dataset[0] is None and dataset.num_skipped == 1
+    with caplog.at_level(logging.WARNING, logger="data_modules.datasets"):
+        assert dataset[0] is None and dataset.num_skipped == 1
+    assert "Permission denied" in caplog.text and str(locked) in caplog.text
 
 
 def test_all_bad_batch_collates_to_an_empty_batch(tmp_path: Path) -> None:
