@@ -270,10 +270,7 @@ def zero_shot_topk_per_class(
     """:func:`zero_shot_topk` of each class's own videos, same ranking and tie rule.
 
     Args:
-        video_embeddings: (N, D) video embeddings.
-        class_embeddings: (C, D) class-name embeddings; row ``j`` is class ``j``.
-        labels: (N,) integers in ``[0, C)``.
-        k: how many nearest classes count, ``1 <= k <= C``.
+        As :func:`zero_shot_topk`.
 
     Returns:
         (C,) accuracies in [0, 1]; NaN for a class without videos.
