@@ -25,7 +25,8 @@ from data_modules.clip_sampling import make_clip_sampler
 from data_modules.protocol import half_class_split_indices, half_class_splits
 from data_modules.synthetic import COLOURS, MOTIONS, SHAPES, split_unseen
 
-FAST = settings(max_examples=80, deadline=None)
+# derandomize: the same examples on every machine and run (a CI failure reproduces).
+FAST = settings(max_examples=80, deadline=None, derandomize=True)
 
 # Lower-case ASCII words of at least two letters: CamelCase keeps them apart unambiguously
 # (runs of one-letter words read as an acronym: "ABCd" -> "ab cd").
