@@ -175,9 +175,11 @@ def test_a_small_gradient_step_lowers_the_aurl_loss_as_first_order_predicts() ->
     video_proj = torch.nn.Linear(feat_dim, embed_dim).double()
     semantic = SemanticTower(text_dim, fc_dim=8, hidden_dim=16, embed_dim=embed_dim).double()
     loss_fn = AURLLoss(num_classes, embed_dim).double()
-    coef = ClassGenerator(mode="pairwise", num_synthetic=8, seed=0).sample_coefficients(
-        num_classes
-    ).double()  # (8, C): fixed synthetic classes, so the loss is one function of the weights
+    coef = (
+        ClassGenerator(mode="pairwise", num_synthetic=8, seed=0)
+        .sample_coefficients(num_classes)
+        .double()
+    )  # (8, C): fixed synthetic classes, so the loss is one function of the weights
     params = [*video_proj.parameters(), *semantic.parameters(), *loss_fn.parameters()]
 
     def loss() -> torch.Tensor:
