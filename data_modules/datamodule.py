@@ -23,6 +23,7 @@ use_distributed_sampler=False)`` is still the recommended setting.
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -89,7 +90,9 @@ class ZeroShotDataModule(LightningDataModule):
         batch_size: training batch size per rank.
         eval_batch_size: validation/test batch size per rank (default ``batch_size``).
         num_workers: DataLoader worker processes per dataloader.
-        seed: seeds the class split, the held-out videos, shuffling and per-item randomness.
+        seed: seeds the class split, the held-out videos, shuffling and per-item randomness;
+            None follows ``seed_everything`` (its ``PL_GLOBAL_SEED``, else 0), so one seed
+            varies the data with the model (``aurl`` fills it in from ``seed_everything``).
         pin_memory: pin batches for faster host-to-GPU copies.
         num_half_splits: number of 50% splits for protocols ``"half"``/``"both"``.
     """
@@ -117,7 +120,7 @@ class ZeroShotDataModule(LightningDataModule):
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
-        seed: int = 0,
+        seed: int | None = None,
         pin_memory: bool = False,
         num_half_splits: int = 10,
     ) -> None:
@@ -159,7 +162,7 @@ class ZeroShotDataModule(LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
-        self.seed = seed
+        self.seed = global_seed() if seed is None else seed
         self.pin_memory = pin_memory
         self.num_half_splits = num_half_splits
 
@@ -401,6 +404,12 @@ class _LazyIterator:
         if self._iterator is None:
             self._iterator = self._start()
         return next(self._iterator)
+
+
+def global_seed() -> int:
+    """The seed of the last ``lightning.seed_everything`` (``PL_GLOBAL_SEED``), else 0."""
+    value = os.environ.get("PL_GLOBAL_SEED")
+    return int(value) if value else 0
 
 
 def seed_worker(worker_id: int, seed: int, rank: int) -> None:

@@ -17,7 +17,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from jsonargparse import Namespace
 
+from aurl.cli import link_data_seed
 from aurl.cli import main as aurl_main
 from aurl.commands import read_class_names
 from aurl.losses import AlignOnlyLoss, AURLLoss
@@ -767,3 +769,15 @@ def test_ddp_test_metrics_equal_a_single_process_evaluation(tiny_set, tmp_path: 
     assert "test/synthetic_unseen_gzsl/gzsl_h" in ddp
     for key, value in single.items():
         assert ddp[key] == pytest.approx(value, abs=1e-5), key
+
+
+@pytest.mark.parametrize(
+    ("seed_everything", "data_seed", "expected"),
+    [(3, None, 3), (3, 5, 5), (False, None, None), (True, None, None)],
+)
+def test_data_seed_follows_seed_everything_unless_given(
+    seed_everything: int | bool, data_seed: int | None, expected: int | None
+) -> None:
+    config = Namespace(seed_everything=seed_everything, data=Namespace(seed=data_seed))
+    link_data_seed(config)
+    assert config.data.seed == expected

@@ -61,6 +61,7 @@ class AURLCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         resolve_run_folder(config.trainer)
+        link_data_seed(config)
         report = config.data.get("overlap_report")
         if isinstance(report, str):
             root = str(config.trainer.get("default_root_dir") or ".")
@@ -78,6 +79,19 @@ class AURLCLI(LightningCLI):
             ckpt = None
         # RunSummary prints the scores; Lightning's per-dataloader tables would repeat them.
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt, verbose=False)
+
+
+def link_data_seed(config: Any) -> None:
+    """Sets ``data.seed`` to ``seed_everything`` unless the config gives it explicitly.
+
+    One seed then varies the data (validation classes, held-out videos, order, clips) with the
+    model, and the saved config records the value used.
+    """
+    data = config.get("data")
+    seed = config.get("seed_everything")
+    explicit = data is None or data.get("seed") is not None
+    if not explicit and isinstance(seed, int) and not isinstance(seed, bool):
+        data.seed = seed
 
 
 def resolve_run_folder(trainer_config: Any) -> None:

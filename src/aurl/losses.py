@@ -9,11 +9,14 @@ collapses when both sides are trainable.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+CentresInit = Literal["unit", "normal", "uniform", "semantic"]
+CENTRES_INITS: tuple[str, ...] = get_args(CentresInit)
 
 
 def cosine_logits(a: Tensor, b: Tensor, scale: float = 10.0) -> Tensor:
@@ -81,10 +84,21 @@ class AURLLoss(nn.Module):
         weight_s: weight of L_S.
         weight_c: weight of L_C.
         weight_us: weight of L_US.
-        centres_init: ``"normal"`` (default: N(0, 1) entries, nearly orthogonal centres) or
-            ``"uniform"`` (U[0, 1) entries as in the original code: all centres start in the
-            positive orthant, pairwise cosine ~0.75). Centres are only used normalised, so the
-            scale of the init only sets the size of their gradients.
+        centres_init: how the centres ``W`` start (they are only used L2-normalised):
+
+            - ``"unit"`` (default): random directions of unit length. A step of size ``lr``
+              turns a centre of norm ``r`` by about ``lr * |g| / r**2`` radians (``g``: the
+              gradient with respect to its unit direction), so unit centres turn as fast as
+              the unit-scale embeddings around them.
+            - ``"normal"``: N(0, 1) entries, norm ``~sqrt(D)`` (16 at D=256, 45 at D=2048):
+              centres that turn ``D`` times slower, i.e. barely move in a short run and act as
+              fixed random codes.
+            - ``"uniform"``: U[0, 1) entries as in the original code (norm ``~sqrt(D/3)``, all
+              in the positive orthant, pairwise cosine ~0.75).
+            - ``"semantic"``: the unit-length projected class-name embeddings of the seen
+              classes at the start of training (given to :meth:`init_centres`).
+        centres_lr_mult: learning-rate multiplier of the centres (their own parameter group,
+            see :meth:`parameter_groups`).
     """
 
     def __init__(
@@ -95,7 +109,8 @@ class AURLLoss(nn.Module):
         weight_s: float = 1.0,
         weight_c: float = 1.0,
         weight_us: float = 1.0,
-        centres_init: Literal["normal", "uniform"] = "normal",
+        centres_init: CentresInit = "unit",
+        centres_lr_mult: float = 1.0,
     ) -> None:
         super().__init__()
         if scale <= 0:
@@ -105,9 +120,12 @@ class AURLLoss(nn.Module):
                 raise ValueError(f"{name} must be >= 0, got {w}")
         if weight_s == weight_c == weight_us == 0:
             raise ValueError("at least one of weight_s, weight_c, weight_us must be > 0")
-        if centres_init not in ("normal", "uniform"):
-            raise ValueError(f"centres_init must be 'normal' or 'uniform', got {centres_init!r}")
+        if centres_init not in CENTRES_INITS:
+            raise ValueError(f"centres_init must be one of {CENTRES_INITS}, got {centres_init!r}")
+        if centres_lr_mult <= 0:
+            raise ValueError(f"centres_lr_mult must be > 0, got {centres_lr_mult}")
         self.centres_init = centres_init
+        self.centres_lr_mult = centres_lr_mult
         self.centres: nn.Parameter | None = None  # (C, D), see init_centres
         self.scale = scale
         self.weight_s = weight_s
@@ -123,22 +141,50 @@ class AURLLoss(nn.Module):
         """Number of seen classes C, or None before :meth:`init_centres`."""
         return None if self.centres is None else self.centres.shape[0]
 
-    def init_centres(self, num_classes: int, embed_dim: int) -> None:
-        """Creates the learnable centres ``W (C, D)``.
+    def init_centres(
+        self, num_classes: int, embed_dim: int, semantic: Tensor | None = None
+    ) -> None:
+        """Creates the learnable centres ``W (C, D)`` as ``centres_init`` says.
 
         The module calls this once the datamodule knows the training classes (the count after
         overlap removal and validation hold-out is rarely known when writing a config).
+
+        Args:
+            num_classes: number of seen classes C.
+            embed_dim: embedding size D.
+            semantic: ``(C, D)`` projected class-name embeddings of the seen classes, in label
+                order; required by ``centres_init="semantic"``, ignored otherwise.
         """
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         if embed_dim < 1:
             raise ValueError(f"embed_dim must be >= 1, got {embed_dim}")
-        if self.centres_init == "normal":
+        if self.centres_init == "semantic":
+            if semantic is None or semantic.shape != (num_classes, embed_dim):
+                got = None if semantic is None else tuple(semantic.shape)
+                raise ValueError(
+                    f"centres_init='semantic' needs the ({num_classes}, {embed_dim}) projected "
+                    f"class embeddings, got {got}"
+                )
+            centres = F.normalize(semantic.detach().float().cpu(), dim=1)
+        elif self.centres_init == "unit":
+            centres = F.normalize(torch.randn(num_classes, embed_dim), dim=1)
+        elif self.centres_init == "normal":
             centres = torch.randn(num_classes, embed_dim)
         else:
             centres = torch.rand(num_classes, embed_dim)
         device = self.centres.device if self.centres is not None else None
         self.centres = nn.Parameter(centres.to(device))  # (C, D)
+
+    def allocate_centres(self, num_classes: int, embed_dim: int) -> None:
+        """Creates uninitialised ``(C, D)`` centres, for a state dict to fill (checkpoints)."""
+        self.centres = nn.Parameter(torch.empty(num_classes, embed_dim))  # (C, D)
+
+    def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The loss's optimiser parameter groups: the centres at ``lr * centres_lr_mult``."""
+        if self.centres is None:
+            return []
+        return [{"params": [self.centres], "lr": lr * self.centres_lr_mult}]
 
     def forward(
         self,

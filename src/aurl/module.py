@@ -167,23 +167,40 @@ class AURLModule(L.LightningModule):
         if self.hparams.channels_last:
             self.visual_tower.to(memory_format=torch.channels_last_3d)
         if stage == "fit":
-            num_classes = len(self._datamodule().train_class_names)
+            train_names = self._datamodule().train_class_names
+            num_classes = len(train_names)
             init_centres = getattr(self.loss, "init_centres", None)
             if init_centres is not None and self.loss.num_classes is None:
-                init_centres(num_classes, self.visual_tower.embed_dim)
+                semantic = None
+                if getattr(self.loss, "centres_init", None) == "semantic":
+                    semantic = self._initial_class_embeddings(train_names)  # (C, D)
+                init_centres(num_classes, self.visual_tower.embed_dim, semantic)
             elif init_centres is not None and self.loss.num_classes != num_classes:
                 raise ValueError(
                     f"loss.num_classes={self.loss.num_classes} but the datamodule has "
                     f"{num_classes} training classes; leave model.loss.num_classes unset"
                 )
 
+    def _initial_class_embeddings(self, class_names: list[str]) -> Tensor:
+        """Projected class embeddings ``(C, D)`` of the untrained semantic tower, computed in
+        eval mode so that BatchNorm's running statistics stay untouched."""
+        tower = self.semantic_tower
+        was_training = tower is not None and tower.training
+        if tower is not None:
+            tower.eval()
+        with torch.no_grad():
+            emb = self._project_classes(class_names)  # (C, D)
+        if was_training:
+            tower.train()
+        return emb
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Centres are created at fit setup; evaluating or predicting from a checkpoint creates
         # them from its shape so the state dict loads.
         centres = checkpoint["state_dict"].get("loss.centres")
-        init_centres = getattr(self.loss, "init_centres", None)
-        if centres is not None and init_centres is not None and self.loss.num_classes is None:
-            init_centres(*centres.shape)
+        allocate = getattr(self.loss, "allocate_centres", None)
+        if centres is not None and allocate is not None and self.loss.num_classes is None:
+            allocate(*centres.shape)
             self.loss.to(self.device)
         # Resuming training continues the random streams (dropout) where the checkpoint left
         # them: resumed from an epoch end, the run repeats the uninterrupted one exactly.
@@ -396,8 +413,15 @@ class AURLModule(L.LightningModule):
     # --- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
+        # Parameters of the loss's own groups (the centres, at their learning rate) leave the
+        # default group.
+        groups = (
+            self.loss.parameter_groups(hp.lr) if hasattr(self.loss, "parameter_groups") else []
+        )
+        grouped = {id(p) for group in groups for p in group["params"]}
+        rest = [p for p in self.parameters() if id(p) not in grouped]
         optimizer = build_optimizer(
-            self.parameters(), hp.optimizer, hp.lr, hp.momentum, hp.weight_decay
+            [{"params": rest}, *groups], hp.optimizer, hp.lr, hp.momentum, hp.weight_decay
         )
         trainer = self.trainer
         total_steps = int(trainer.estimated_stepping_batches)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
@@ -25,13 +26,16 @@ def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int) -> floa
 
 
 def build_optimizer(
-    params: Iterable[torch.nn.Parameter],
+    params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
     name: str = "sgd",
     lr: float = 0.05,
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
 ) -> torch.optim.Optimizer:
-    """SGD with momentum (the paper's recipe) or AdamW."""
+    """SGD with momentum (the paper's recipe) or AdamW.
+
+    ``params`` are parameters or parameter groups (dicts); a group without ``"lr"`` uses ``lr``.
+    """
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adamw":

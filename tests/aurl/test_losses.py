@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -113,12 +115,74 @@ def test_zero_weight_skips_term(data) -> None:
 
 
 def test_centres_init() -> None:
-    normal = AURLLoss(num_classes=50, embed_dim=64)
+    unit = AURLLoss(num_classes=50, embed_dim=64)
+    normal = AURLLoss(num_classes=50, embed_dim=64, centres_init="normal")
     uniform = AURLLoss(num_classes=50, embed_dim=64, centres_init="uniform")
-    assert normal.centres.shape == (50, 64)
-    assert normal.centres.requires_grad
+    assert unit.centres_init == "unit" and unit.centres.shape == (50, 64)
+    assert unit.centres.requires_grad
+    assert torch.allclose(unit.centres.norm(dim=1), torch.ones(50))
+    assert normal.centres.norm(dim=1).mean() > 6  # ~sqrt(64)
     assert (uniform.centres >= 0).all() and (uniform.centres < 1).all()
-    assert normal.centres.min() < 0
+    assert normal.centres.min() < 0 and unit.centres.min() < 0
+
+
+def test_semantic_centres_start_at_the_class_embeddings() -> None:
+    semantic = torch.randn(4, 6)
+    loss_fn = AURLLoss(centres_init="semantic")
+    loss_fn.init_centres(4, 6, semantic)
+    assert torch.allclose(loss_fn.centres, F.normalize(semantic, dim=1))
+    with pytest.raises(ValueError, match="projected class embeddings"):
+        AURLLoss(centres_init="semantic").init_centres(4, 6)
+    with pytest.raises(ValueError, match="projected class embeddings"):
+        AURLLoss(centres_init="semantic").init_centres(4, 6, torch.randn(4, 5))
+
+
+def test_centres_have_their_own_learning_rate_group() -> None:
+    loss_fn = AURLLoss(num_classes=4, embed_dim=6, centres_lr_mult=10.0)
+    (group,) = loss_fn.parameter_groups(0.05)
+    assert group["params"] == [loss_fn.centres] and group["lr"] == pytest.approx(0.5)
+    assert AURLLoss().parameter_groups(0.05) == []
+    with pytest.raises(ValueError, match="centres_lr_mult"):
+        AURLLoss(centres_lr_mult=0.0)
+
+
+def _turn_angles(centres: torch.Tensor, video: torch.Tensor, labels, lr: float, steps: int):
+    """Measured and predicted angle (radians) each centre turns in each plain SGD step of L_C."""
+    loss_fn = AURLLoss(weight_s=0.0, weight_c=1.0, weight_us=0.0).double()
+    loss_fn.centres = torch.nn.Parameter(centres.clone())
+    class_emb = torch.zeros_like(centres)  # unused with weight_s = 0
+    measured, predicted = [], []
+    for _ in range(steps):
+        loss_fn.centres.grad = None
+        loss_fn(video, class_emb, labels)["loss"].backward()
+        w, g = loss_fn.centres.detach().clone(), loss_fn.centres.grad  # (C, D), (C, D)
+        # The loss sees only w / |w|, so g is orthogonal to w and the step turns w by
+        # atan(lr * |g| / |w|) exactly.
+        predicted.append(torch.atan(lr * g.norm(dim=1) / w.norm(dim=1)))
+        with torch.no_grad():
+            loss_fn.centres -= lr * g
+        cos = F.cosine_similarity(w, loss_fn.centres.detach(), dim=1)
+        measured.append(torch.acos(cos.clamp(-1, 1)))
+    return torch.stack(measured), torch.stack(predicted)  # (steps, C) each
+
+
+def test_unit_centres_turn_at_the_rate_of_the_embeddings_and_normal_ones_d_times_slower() -> None:
+    gen = torch.Generator().manual_seed(0)
+    num_classes, dim, lr, steps = 6, 256, 0.05, 5
+    labels = torch.arange(24) % num_classes
+    video = torch.randn(24, dim, generator=gen, dtype=torch.float64)
+    directions = F.normalize(torch.randn(num_classes, dim, generator=gen, dtype=torch.float64))
+    unit, unit_pred = _turn_angles(directions, video, labels, lr, steps)
+    assert torch.allclose(unit, unit_pred, rtol=1e-4, atol=1e-7)
+    # Same directions with norm sqrt(D) = 16 (what N(0, 1) entries give): the gradient is 16
+    # times smaller and divided by a 16 times larger norm, so the first step turns ~256 x less.
+    slow, slow_pred = _turn_angles(directions * dim**0.5, video, labels, lr, 1)
+    assert torch.allclose(slow, slow_pred, rtol=1e-4, atol=1e-9)
+    assert torch.allclose(
+        unit[0] / slow[0], torch.full((num_classes,), float(dim), dtype=torch.float64), rtol=0.02
+    )
+    # Unit centres move a visible angle in a few steps: at least 0.5 degree each.
+    assert (unit.sum(0) > math.radians(0.5)).all()
 
 
 @pytest.mark.parametrize(

@@ -109,7 +109,11 @@ def test_fit_then_test_logs_every_metric(tmp_path: Path, word_vectors: Path) -> 
 def test_training_updates_every_trainable_parameter(tmp_path: Path, word_vectors: Path) -> None:
     # Wiring, not an optimisation outcome (that varies across CPUs): every loss term reaches
     # its parameters, so each trainable tensor of towers and centres is changed by fit.
-    module = build_module(word_vectors, embedding_cache_dir=str(tmp_path / "cache"))
+    module = build_module(
+        word_vectors,
+        loss=AURLLoss(centres_lr_mult=5.0),
+        embedding_cache_dir=str(tmp_path / "cache"),
+    )
     data = TinyZeroShotData()
     module.loss.init_centres(len(data.train_class_names), 16)
     before = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
@@ -119,6 +123,30 @@ def test_training_updates_every_trainable_parameter(tmp_path: Path, word_vectors
     unchanged = [n for n, p in before.items() if torch.equal(p, after[n].detach())]
     assert not unchanged
     assert any(n.startswith("loss.centres") for n in before)
+    # The centres train in their own group, at 5 times the learning rate of the rest.
+    rest, centres = trainer.optimizers[0].param_groups
+    assert centres["params"] == [module.loss.centres]
+    assert centres["lr"] == pytest.approx(5.0 * rest["lr"])
+    assert len(rest["params"]) == len(before) - 1
+
+
+def test_semantic_centres_start_at_the_projected_class_names(
+    tmp_path: Path, word_vectors: Path
+) -> None:
+    module = build_module(
+        word_vectors,
+        loss=AURLLoss(centres_init="semantic"),
+        embedding_cache_dir=str(tmp_path / "cache"),
+    )
+    data = TinyZeroShotData()
+    trainer = make_trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    trainer.strategy.connect(module)
+    module.trainer = trainer
+    trainer.datamodule = data
+    module.setup("fit")
+    module.semantic_tower.eval()
+    expected = module.embed_classes(data.train_class_names)  # (C, D)
+    assert torch.allclose(module.loss.centres, expected, atol=1e-6)
 
 
 def test_evaluate_zero_shot_against_a_manual_computation() -> None:

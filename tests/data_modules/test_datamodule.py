@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer, seed_everything
 from torch import nn
 
 from aurl.text_encoders import create_text_encoder
@@ -148,6 +148,14 @@ def test_split_is_seeded(folders) -> None:
 
     assert first_epoch(0) == first_epoch(0)
     assert first_epoch(0)[1] != first_epoch(1)[1]
+
+
+def test_seed_follows_seed_everything_unless_given(folders, monkeypatch) -> None:
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    assert _datamodule(folders, seed=None).seed == 0
+    seed_everything(7)
+    assert _datamodule(folders, seed=None).seed == 7
+    assert _datamodule(folders, seed=3).seed == 3
 
 
 def test_validation_videos_can_be_capped_per_class(folders) -> None:
