@@ -85,7 +85,12 @@ class ZeroShotDataModule(LightningDataModule):
         train_clips: clips per training video.
         val_clips: clips per validation video.
         test_clips: clips per test video (1 or 25 in the paper).
-        transform: ``"aurl"`` (plain resize) or ``"e2e"`` (short side + crop + flip).
+        transform: ``"aurl"`` (plain resize), ``"aurl_crop"`` (plain resize, random resized
+            crop in training) or ``"e2e"`` (short side + crop + flip).
+        hflip: random left-right flips of training clips where the source catalog says what
+            a mirrored video is (``VideoCatalog.mirror_class_name``): a class whose mirror is
+            another training class takes that label, one whose mirror is not a training class
+            is never flipped.
         size: output frame side.
         batch_size: training batch size per rank.
         eval_batch_size: validation/test batch size per rank (default ``batch_size``).
@@ -115,7 +120,8 @@ class ZeroShotDataModule(LightningDataModule):
         train_clips: int = 1,
         val_clips: int = 1,
         test_clips: int = 1,
-        transform: Literal["aurl", "e2e"] = "aurl",
+        transform: Literal["aurl", "aurl_crop", "e2e"] = "aurl",
+        hflip: bool = False,
         size: int = 112,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
@@ -158,6 +164,7 @@ class ZeroShotDataModule(LightningDataModule):
         self.val_clips = val_clips
         self.test_clips = test_clips
         self.transform = transform
+        self.hflip = hflip
         self.size = size
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -313,6 +320,7 @@ class ZeroShotDataModule(LightningDataModule):
             make_clip_sampler("random", self.clip_len, self.train_clips, self.frame_stride),
             make_transform(self.transform, train=True, size=self.size),
             seed=self.seed,
+            flip_labels=self.train_flip_labels() if self.hflip else None,
         )
         sampler = EpochShuffleSampler(dataset, world, rank, seed=self.seed)
         if len(sampler) < self.batch_size:
@@ -323,6 +331,12 @@ class ZeroShotDataModule(LightningDataModule):
         return self._loader(
             dataset, sampler, self.batch_size, rank, drop_last=True, persist=True, lazy=True
         )
+
+    def train_flip_labels(self) -> list[int]:
+        """For each training label, the label of its mirrored videos (-1: never flipped)."""
+        index = {name: label for label, name in enumerate(self.train_class_names)}
+        mirrors = [self.source.mirror_class_name(name) for name in self.train_class_names]
+        return [-1 if m is None else index.get(m, -1) for m in mirrors]
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         if not self.val_samples:

@@ -45,8 +45,10 @@ from data_modules.synthetic import (
     DEFAULT_MOTIONS,
     DEFAULT_SHAPES,
     DEFAULT_VIDEOS_PER_CLASS,
+    MIRRORED_MOTIONS,
     SyntheticManifest,
     generate_synthetic_actions,
+    parse_class_name,
 )
 from data_modules.video_reader import VideoDecodeError, read_sampled_clips
 
@@ -56,6 +58,10 @@ CLASS_LISTS = Path(__file__).resolve().parent / "class_lists"
 VIDEO_EXTENSIONS = ("mp4", "avi", "mkv", "webm")
 # How many missing paths the summary warning quotes; the full list is `catalog.missing`.
 _QUOTED_MISSING = 5
+# Words whose meaning a left-right mirror changes (see VideoCatalog.mirror_class_name).
+_HANDED_WORDS = frozenset(
+    {"left", "right", "leftward", "rightward", "clockwise", "anticlockwise", "counterclockwise"}
+)
 # Stands in for the path of a skipped item when the batch did not come through __getitems__.
 UNKNOWN_PATH = "<unknown>"
 
@@ -96,6 +102,16 @@ class VideoCatalog(ABC):
 
     def prepare(self) -> None:  # noqa: B027 (an optional hook, not abstract)
         """Makes the files available (nothing for datasets already on disk)."""
+
+    def mirror_class_name(self, class_name: str) -> str | None:
+        """The class of a left-right mirrored video of ``class_name`` (a cleaned name).
+
+        The default: a class is its own mirror unless its name has a handed word ("left",
+        "right", "clockwise", ...), which mirroring would make false; then None (do not
+        flip it). Catalogs that know their classes' mirrors override this.
+        """
+        words = set(class_name.lower().replace("-", " ").split())
+        return None if words & _HANDED_WORDS else class_name
 
     @abstractmethod
     def _list(self) -> CatalogListing:
@@ -529,6 +545,11 @@ class SyntheticActions(VideoCatalog):
             "split_seed": split_seed,
         }
 
+    def mirror_class_name(self, class_name: str) -> str:
+        """Mirroring swaps "left" and "right" and the two senses of rotation."""
+        colour, shape, motion = parse_class_name(class_name)
+        return f"{colour} {shape} {MIRRORED_MOTIONS.get(motion, motion)}"
+
     def _generate(self, progress: bool) -> SyntheticManifest:
         return generate_synthetic_actions(
             self.root, num_workers=self.num_workers, progress=progress, **self._params
@@ -578,6 +599,10 @@ class VideoClipDataset(Dataset):
         seed: base seed of the per-item generators.
         thread_type: decoder threading for ``read_sampled_clips`` (None: one thread; DataLoader
             workers supply the parallelism).
+        flip_labels: enables random left-right flips (probability 0.5): ``flip_labels[y]`` is
+            the label of a mirrored video of class ``y`` (``y`` itself for a symmetric class,
+            another label where mirroring swaps the class), or -1 where the mirror is not a
+            class of this dataset (never flipped). None: no flips.
     """
 
     def __init__(
@@ -588,10 +613,21 @@ class VideoClipDataset(Dataset):
         transform: Callable[[Tensor, random.Random], Tensor],
         seed: int = 0,
         thread_type: str | None = None,
+        flip_labels: Sequence[int] | None = None,
     ) -> None:
         samples = [(str(p), int(y)) for p, y in samples]
         self.class_names = list(class_names)
         _check_labels(samples, len(self.class_names), "VideoClipDataset")
+        if flip_labels is not None:
+            flip_labels = [int(y) for y in flip_labels]
+            if len(flip_labels) != len(self.class_names) or not all(
+                -1 <= y < len(self.class_names) for y in flip_labels
+            ):
+                raise ValueError(
+                    f"flip_labels needs one label in [-1, {len(self.class_names)}) per class, "
+                    f"got {flip_labels}"
+                )
+        self.flip_labels = flip_labels
         # numpy arrays, not a list of tuples: reading Python objects in forked workers touches
         # their reference counts and copies the pages, which grows by GBs on Kinetics.
         self._paths = np.array([p.encode() for p, _ in samples], dtype=np.bytes_)
@@ -645,6 +681,8 @@ class VideoClipDataset(Dataset):
             return None
         videos = [self.transform(clip, rng) for clip in frames]  # K x (C, T, H, W)
         video = videos[0] if len(videos) == 1 else torch.stack(videos)  # (K, C, T, H, W)
+        if self.flip_labels is not None and rng.random() < 0.5 and self.flip_labels[label] >= 0:
+            video, label = video.flip(-1), self.flip_labels[label]  # mirrored W axis
         return {
             "video": video,
             "label": label,

@@ -96,6 +96,13 @@ DEFAULT_MOTIONS: tuple[str, ...] = (
     "growing",
 )
 
+# What a left-right mirror makes of each motion (the others are their own mirror).
+MIRRORED_MOTIONS: dict[str, str] = {
+    "moving left": "moving right",
+    "moving right": "moving left",
+    "rotating clockwise": "rotating anticlockwise",
+    "rotating anticlockwise": "rotating clockwise",
+}
 # Unit direction (dx, dy) in image coordinates (y points down) of each translation.
 _DIRECTIONS: dict[str, tuple[float, float]] = {
     "moving left": (-1.0, 0.0),

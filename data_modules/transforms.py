@@ -1,9 +1,10 @@
 """Video transforms: pure functions on tensors, and the two clip pipelines built from them.
 
 Decoded clips arrive as uint8 ``(T, H, W, 3)``; models take float ``(C, T, H, W)`` normalised
-with the Kinetics statistics of REFERENCE. Two pipelines:
+with the Kinetics statistics of REFERENCE. Three pipelines:
 
 - ``"aurl"``: plain resize to ``size x size`` (aspect ratio not kept), as AURL's code;
+- ``"aurl_crop"``: the same with a random resized crop in training (no flip);
 - ``"e2e"``: resize the short side to ``short_side``, then a random crop and a random horizontal
   flip in training, a center crop at test time, as E2E (Brattoli et al.).
 
@@ -13,6 +14,7 @@ the ``random`` module's global generator, which PyTorch's DataLoader reseeds in 
 
 from __future__ import annotations
 
+import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -174,14 +176,70 @@ class ShortSideCropTransform(VideoTransform):
         return horizontal_flip(video) if rng.random() < 0.5 else video
 
 
+@TRANSFORMS.register("aurl_crop")
+class RandomResizedCropTransform(VideoTransform):
+    """AURL's resize with a random resized crop in training (scale and translation jitter).
+
+    Training draws one box per clip (the same for every frame, so motion is kept): an area of
+    ``scale`` times the frame's and an aspect ratio in ``ratio``, at a uniform position, then
+    resizes it to ``size x size``. Evaluation resizes the whole frame, as ``"aurl"``. There is
+    no flip here: mirroring can change a class (``"moving left"``), so it is the dataset's
+    decision (:class:`~data_modules.datasets.VideoClipDataset`'s ``flip_labels``).
+
+    Args:
+        train: training (random box) or evaluation (whole frame).
+        size: output height and width.
+        scale: ``(low, high)`` fraction of the frame area that the box covers, ``0 < low <=
+            high <= 1``.
+        ratio: ``(low, high)`` width / height range of the box.
+        mean: per-channel mean of [0, 1] pixels.
+        std: per-channel standard deviation.
+        rng: random source, as :class:`VideoTransform`.
+    """
+
+    def __init__(
+        self,
+        train: bool,
+        size: int = 112,
+        scale: tuple[float, float] = (0.6, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        mean: Sequence[float] = KINETICS_MEAN,
+        std: Sequence[float] = KINETICS_STD,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(train, size, mean, std, rng)
+        if not 0.0 < scale[0] <= scale[1] <= 1.0:
+            raise ValueError(f"scale must be (low, high) with 0 < low <= high <= 1, got {scale}")
+        if not 0.0 < ratio[0] <= ratio[1]:
+            raise ValueError(f"ratio must be (low, high) with 0 < low <= high, got {ratio}")
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.ratio = (float(ratio[0]), float(ratio[1]))
+
+    def crop_box(self, height: int, width: int, rng: random.Random) -> tuple[int, int, int, int]:
+        """A random ``(top, left, box_height, box_width)`` inside a ``height x width`` frame."""
+        area = rng.uniform(*self.scale) * height * width
+        log_low, log_high = math.log(self.ratio[0]), math.log(self.ratio[1])
+        aspect = math.exp(rng.uniform(log_low, log_high))  # width / height
+        box_w = min(width, max(1, round(math.sqrt(area * aspect))))
+        box_h = min(height, max(1, round(math.sqrt(area / aspect))))
+        return rng.randint(0, height - box_h), rng.randint(0, width - box_w), box_h, box_w
+
+    def _spatial(self, video: torch.Tensor, rng: random.Random) -> torch.Tensor:
+        if self.train:
+            video = crop(video, *self.crop_box(*video.shape[-2:], rng))
+        return resize(video, self.size, self.size)
+
+
 def make_transform(name: str, train: bool, **kwargs: Any) -> VideoTransform:
     """Builds a registered clip transform by name.
 
     Args:
-        name: ``"aurl"`` (:class:`ResizeTransform`) or ``"e2e"`` (:class:`ShortSideCropTransform`).
+        name: ``"aurl"`` (:class:`ResizeTransform`), ``"aurl_crop"``
+            (:class:`RandomResizedCropTransform`) or ``"e2e"`` (:class:`ShortSideCropTransform`).
         train: training (random crop and flip for ``"e2e"``) or evaluation.
         **kwargs: the transform's other arguments: ``size`` (112 in the paper), ``mean``,
-            ``std`` and ``rng`` (see :class:`VideoTransform`), and ``short_side`` for ``"e2e"``.
+            ``std`` and ``rng`` (see :class:`VideoTransform`), ``short_side`` for ``"e2e"``,
+            ``scale`` and ``ratio`` for ``"aurl_crop"``.
 
     Returns:
         A callable uint8 ``(T, H, W, 3)`` -> float32 ``(C, T, size, size)``.

@@ -242,6 +242,16 @@ def test_gzsl_on_synthetic(tmp_path: Path) -> None:
         assert _folder_class(path) == gzsl.class_names[label]
     batch = next(iter(dm.test_dataloader()[1]))
     assert batch["video"].shape == (2, 3, 4, 32, 32)
+    # Flips: a "moving left" class takes its "moving right" twin's label where that is a
+    # training class (there is none in this vocabulary: never flipped); "growing" is its own.
+    assert dm.train_dataloader().dataset.flip_labels is None
+    dm.hflip = True
+    expected = [
+        -1 if name.endswith("moving left") else label
+        for label, name in enumerate(dm.train_class_names)
+    ]
+    assert dm.train_flip_labels() == expected
+    assert dm.train_dataloader().dataset.flip_labels == expected
 
 
 def test_bad_arguments_are_explained(folders) -> None:

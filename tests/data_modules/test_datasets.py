@@ -517,3 +517,52 @@ def test_class_lists_with_duplicates_or_nothing_are_rejected(tmp_path: Path) -> 
     (tmp_path / "train.csv").write_text(KINETICS_HEADER + "abseiling,a,0,10,train\n")
     with pytest.raises(AnnotationError, match="duplicate"):
         _ = Kinetics700(tmp_path, tmp_path / "train.csv", class_list=duplicate).samples
+
+
+def test_mirror_classes_are_a_property_of_the_catalog(tmp_path: Path) -> None:
+    folder = VideoFolder(tmp_path)  # listing is lazy: no files needed for names
+    assert folder.mirror_class_name("playing cello") == "playing cello"
+    assert folder.mirror_class_name("turning left") is None
+    assert folder.mirror_class_name("spinning clockwise") is None
+    synthetic = SyntheticActions(tmp_path)
+    assert synthetic.mirror_class_name("red square moving left") == "red square moving right"
+    assert synthetic.mirror_class_name("blue cross rotating clockwise") == (
+        "blue cross rotating anticlockwise"
+    )
+    assert synthetic.mirror_class_name("green circle moving up") == "green circle moving up"
+
+
+def test_flips_mirror_the_clip_and_take_the_mirrored_label(tmp_path: Path) -> None:
+    # Column c of every frame has level 8 * c: a flip shows as a reversed ramp.
+    frames = np.broadcast_to(
+        (8 * np.arange(32, dtype=np.uint8))[None, None, :, None], (8, 32, 32, 3)
+    )
+    video = write_video(tmp_path / "ramp.mp4", np.ascontiguousarray(frames), fps=8)
+    samples = [(str(video), i % 3) for i in range(24)]
+    names = ["moving left", "moving right", "moving up"]
+
+    def dataset(flip_labels):
+        return VideoClipDataset(
+            samples,
+            names,
+            make_clip_sampler("random", clip_len=4),
+            make_transform("aurl", train=True, size=32),
+            seed=0,
+            flip_labels=flip_labels,
+        )
+
+    plain, flipping = dataset(None), dataset([1, 0, 2])
+    flipped = 0
+    for i, (_, label) in enumerate(samples):
+        item, reference = flipping[i], plain[i]
+        if torch.equal(item["video"], reference["video"]):
+            assert item["label"] == label
+        else:
+            assert torch.equal(item["video"], reference["video"].flip(-1))
+            assert item["label"] == [1, 0, 2][label] and item["class_name"] == names[item["label"]]
+            flipped += 1
+    assert 0 < flipped < len(samples)
+    never = dataset([-1, -1, -1])
+    assert all(torch.equal(never[i]["video"], plain[i]["video"]) for i in range(len(samples)))
+    with pytest.raises(ValueError, match="flip_labels"):
+        dataset([0, 1])

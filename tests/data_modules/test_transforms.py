@@ -42,7 +42,7 @@ def _pixels(out: torch.Tensor) -> np.ndarray:
     return np.rint(values * 255).astype(np.int64)
 
 
-@pytest.mark.parametrize("name", ["aurl", "e2e"])
+@pytest.mark.parametrize("name", ["aurl", "aurl_crop", "e2e"])
 @pytest.mark.parametrize("train", [True, False])
 def test_output_shape_and_dtype(name: str, train: bool) -> None:
     transform = make_transform(name, train=train, rng=random.Random(0))
@@ -153,3 +153,29 @@ def test_invalid_inputs() -> None:
         make_transform("crop", train=False)
     with pytest.raises(TypeError, match=r"'aurl'.*short_side"):
         make_transform("aurl", train=False, short_side=128)
+
+
+def test_aurl_crop_trains_on_one_random_box_per_clip_and_evaluates_the_whole_frame() -> None:
+    video = _coordinate_video(3, 40, 40)
+    train = make_transform("aurl_crop", train=True, size=40, scale=(0.25, 0.5))
+    evaluate = make_transform("aurl_crop", train=False, size=40)
+    plain = make_transform("aurl", train=False, size=40)
+    assert torch.equal(evaluate(video), plain(video))
+    rng = random.Random(0)
+    for _ in range(20):
+        top, left, height, width = train.crop_box(40, 40, random.Random(rng.random()))
+        assert 0 <= top <= 40 - height and 0 <= left <= 40 - width
+        assert 0.2 * 1600 <= height * width <= 0.55 * 1600  # scale, up to rounding
+        assert 3 / 4 - 0.1 <= width / height <= 4 / 3 + 0.1
+    box = train.crop_box(40, 40, random.Random(5))
+    out = train(video, random.Random(5))  # (3, T, 40, 40)
+    expected = plain(video[:, box[0] : box[0] + box[2], box[1] : box[1] + box[3]])
+    assert torch.allclose(out, expected)  # the same box in every frame
+    assert not torch.equal(train(video, random.Random(6)), out)
+
+
+def test_aurl_crop_rejects_bad_ranges() -> None:
+    with pytest.raises(ValueError, match="scale"):
+        make_transform("aurl_crop", train=True, scale=(0.0, 1.0))
+    with pytest.raises(ValueError, match="ratio"):
+        make_transform("aurl_crop", train=True, ratio=(2.0, 1.0))
