@@ -74,6 +74,11 @@ class ZeroShotDataModule(LightningDataModule):
             classes plus the target's, videos are held-out training videos plus the target's.
         gzsl_video_fraction: fraction of each training class's videos held out for ``gzsl``
             (at least one video when the class has two or more).
+        gzsl_calibration_fraction: with ``gzsl`` and validation classes, a further fraction of
+            each training class's videos (at least one, when three or more are left) held out
+            to calibrate GZSL: with the validation videos as unseen they make the
+            ``<source>_calibration`` set, on which the module chooses the calibrated-stacking
+            offset gamma; 0 disables calibration.
         overlap_tau: cosine-distance threshold of overlap removal; 0 disables it.
         text_encoder: encoder of the class names for overlap removal (needed when tau > 0).
         overlap_report: TSV file listing every source class, kept/removed, its nearest target
@@ -111,6 +116,7 @@ class ZeroShotDataModule(LightningDataModule):
         max_val_videos_per_class: int | None = None,
         gzsl: bool = False,
         gzsl_video_fraction: float = 0.2,
+        gzsl_calibration_fraction: float = 0.1,
         overlap_tau: float = 0.05,
         text_encoder: TextEncoder | None = None,
         overlap_report: str | Path | None = None,
@@ -145,6 +151,10 @@ class ZeroShotDataModule(LightningDataModule):
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if gzsl and not 0.0 < gzsl_video_fraction < 1.0:
             raise ValueError(f"gzsl_video_fraction must be in (0, 1), got {gzsl_video_fraction}")
+        if not 0.0 <= gzsl_calibration_fraction < 1.0:
+            raise ValueError(
+                f"gzsl_calibration_fraction must be in [0, 1), got {gzsl_calibration_fraction}"
+            )
         if overlap_tau > 0 and text_encoder is None:
             raise ValueError("overlap_tau > 0 needs a text_encoder (or set overlap_tau=0)")
         self.source = source
@@ -154,6 +164,7 @@ class ZeroShotDataModule(LightningDataModule):
         self.max_val_videos_per_class = max_val_videos_per_class
         self.gzsl = gzsl
         self.gzsl_video_fraction = gzsl_video_fraction
+        self.gzsl_calibration_fraction = gzsl_calibration_fraction
         self.overlap_tau = overlap_tau
         self.text_encoder = text_encoder
         self.overlap_report = overlap_report
@@ -211,7 +222,9 @@ class ZeroShotDataModule(LightningDataModule):
         for path, label in self.source.samples:
             by_class[label].append(path)
         self.val_samples = self._val_samples(val_classes, by_class)
-        self.train_samples, gzsl_seen = self._train_samples(train_classes, by_class)
+        self.train_samples, gzsl_seen, calibration_seen = self._train_samples(
+            train_classes, by_class
+        )
         if not self.train_samples:
             raise ValueError(f"source {self.source.name}: no training videos left")
 
@@ -223,8 +236,16 @@ class ZeroShotDataModule(LightningDataModule):
                     raise ValueError(f"target {target.name}: the 50% protocol needs >= 2 classes")
                 # The original splits sort the raw folder/label names, not the cleaned ones.
                 half = half_class_split_indices(target.raw_class_names, self.num_half_splits)
+            names = list(target.class_names)
             self.test_sets.append(
-                EvalSet(target.name, list(target.class_names), half, None, self.protocol != "half")
+                EvalSet(
+                    target.name,
+                    names,
+                    half,
+                    None,
+                    self.protocol != "half",
+                    attributes=target.class_attributes(names),
+                )
             )
             self.test_samples.append(list(target.samples))
         if self.gzsl:
@@ -233,8 +254,23 @@ class ZeroShotDataModule(LightningDataModule):
                     self.train_class_names, target.class_names
                 )
                 offset = len(self.train_class_names)
-                self.test_sets.append(EvalSet(f"{target.name}_gzsl", names, None, seen_mask))
+                attributes = None
+                if type(self.source) is type(target):  # one attribute vocabulary for both
+                    attributes = target.class_attributes(names)
+                self.test_sets.append(
+                    EvalSet(f"{target.name}_gzsl", names, None, seen_mask, attributes=attributes)
+                )
                 self.test_samples.append(gzsl_seen + [(p, y + offset) for p, y in target.samples])
+        if calibration_seen:
+            names = self.train_class_names + self.val_class_names
+            offset = len(self.train_class_names)
+            seen_mask = [True] * offset + [False] * len(self.val_class_names)
+            self.test_sets.append(
+                EvalSet(f"{self.source.name}_calibration", names, None, seen_mask, True, True)
+            )
+            self.test_samples.append(
+                calibration_seen + [(p, y + offset) for p, y in self.val_samples]
+            )
         set_names = [s.name for s in self.test_sets]
         if len(set(set_names)) != len(set_names):
             raise ValueError(f"target catalogs need distinct names, got {set_names}")
@@ -271,10 +307,13 @@ class ZeroShotDataModule(LightningDataModule):
 
     def _train_samples(
         self, train_classes: list[int], by_class: dict[int, list[str]]
-    ) -> tuple[Samples, Samples]:
-        """Training samples and, with ``gzsl``, the held-out seen-class test samples."""
+    ) -> tuple[Samples, Samples, Samples]:
+        """Training samples and, with ``gzsl``, the held-out seen-class test samples and the
+        held-out calibration samples (with validation classes only)."""
         rng = np.random.default_rng([self.seed, 2])
-        train, held_out = [], []
+        calibration_rng = np.random.default_rng([self.seed, 3])
+        calibrate = self.gzsl and self.gzsl_calibration_fraction > 0 and bool(self.val_samples)
+        train, held_out, calibration = [], [], []
         for new_label, c in enumerate(train_classes):
             paths = by_class[c]
             num_held = 0
@@ -282,10 +321,22 @@ class ZeroShotDataModule(LightningDataModule):
                 num_held = min(
                     max(1, round(self.gzsl_video_fraction * len(paths))), len(paths) - 1
                 )
-            held = set(rng.permutation(len(paths))[:num_held].tolist())
+            order = rng.permutation(len(paths))
+            held = set(order[:num_held].tolist())
+            rest = order[num_held:]
+            calibration_held: set[int] = set()
+            if calibrate and len(rest) >= 3:
+                num_cal = max(1, round(self.gzsl_calibration_fraction * len(paths)))
+                chosen = calibration_rng.permutation(len(rest))[: min(num_cal, len(rest) - 1)]
+                calibration_held = set(rest[chosen].tolist())
             for k, path in enumerate(paths):
-                (held_out if k in held else train).append((path, new_label))
-        return train, held_out
+                if k in held:
+                    held_out.append((path, new_label))
+                elif k in calibration_held:
+                    calibration.append((path, new_label))
+                else:
+                    train.append((path, new_label))
+        return train, held_out, calibration
 
     def _log_summary(self) -> None:
         assert self.overlap is not None

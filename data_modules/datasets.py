@@ -103,6 +103,11 @@ class VideoCatalog(ABC):
     def prepare(self) -> None:  # noqa: B027 (an optional hook, not abstract)
         """Makes the files available (nothing for datasets already on disk)."""
 
+    def class_attributes(self, class_names: Sequence[str]) -> dict[str, list[str]] | None:
+        """Each named attribute's value for each class, when classes are compositions of
+        attributes (e.g. colour, shape, motion); None (the default) when they are not."""
+        return None
+
     def mirror_class_name(self, class_name: str) -> str | None:
         """The class of a left-right mirrored video of ``class_name`` (a cleaned name).
 
@@ -543,6 +548,14 @@ class SyntheticActions(VideoCatalog):
             "seed": seed,
             "num_unseen": num_unseen,
             "split_seed": split_seed,
+        }
+
+    def class_attributes(self, class_names: Sequence[str]) -> dict[str, list[str]]:
+        """The colour, shape and motion of each class."""
+        parsed = [parse_class_name(name) for name in class_names]
+        return {
+            attribute: [p[k] for p in parsed]
+            for k, attribute in enumerate(("colour", "shape", "motion"))
         }
 
     def mirror_class_name(self, class_name: str) -> str:

@@ -34,6 +34,12 @@ class EvalSet:
         seen_mask: for a generalised zero-shot set, ``seen_mask[i]`` is True when class ``i`` was
             a training class (``class_names`` then holds seen + unseen candidates); else None.
         report_full: whether the full class set is reported too (False for protocol "half").
+        attributes: for classes composed of named attributes (SyntheticActions' colour,
+            shape and motion), each attribute's value for every class, aligned with
+            ``class_names``; the module then reports per-attribute accuracy of the top-1.
+        calibration: a generalised set of *validation* data (held-out videos of training
+            classes as seen, validation classes as unseen) that chooses the calibrated-stacking
+            offset of the other generalised sets; never a test score.
     """
 
     name: str
@@ -41,6 +47,8 @@ class EvalSet:
     half_splits: list[list[int]] | None = None
     seen_mask: list[bool] | None = None
     report_full: bool = True
+    calibration: bool = False
+    attributes: dict[str, list[str]] | None = None
 
     def __post_init__(self) -> None:
         if len(set(self.class_names)) != len(self.class_names):
@@ -52,6 +60,14 @@ class EvalSet:
                 f"eval set {self.name!r}: seen_mask has {len(self.seen_mask)} entries "
                 f"for {n} classes"
             )
+        for attribute, values in (self.attributes or {}).items():
+            if len(values) != n:
+                raise ValueError(
+                    f"eval set {self.name!r}: attribute {attribute!r} has {len(values)} values "
+                    f"for {n} classes"
+                )
+        if self.calibration and self.seen_mask is None:
+            raise ValueError(f"eval set {self.name!r}: a calibration set needs a seen_mask")
         for split in self.half_splits or []:
             if any(not 0 <= i < n for i in split):
                 raise ValueError(f"eval set {self.name!r}: a half split indexes outside {n}")

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from aurl.functional import zero_shot_topk_per_class
+from aurl.functional import confusion_matrix, zero_shot_topk_per_class
 from aurl.module import AURLModule, EvalResult
 
 log = logging.getLogger(__name__)
@@ -81,13 +81,41 @@ def plot_per_class_accuracy(result: EvalResult, path: Path) -> Path:
     return path
 
 
+def plot_confusion(result: EvalResult, path: Path) -> Path:
+    """Confusion matrix of the top-1 predictions (rows: true class, normalised per row)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = confusion_matrix(result.video_embeddings, result.class_embeddings, result.labels)
+    rows = counts.double() / counts.sum(dim=1, keepdim=True).clamp(min=1)  # (C, C)
+    num_classes = len(result.class_names)
+    side = max(6.0, 0.22 * num_classes + 3)
+    fig, ax = plt.subplots(figsize=(side, side))
+    image = ax.imshow(rows.numpy(), cmap="viridis", vmin=0, vmax=1)
+    ticks = range(num_classes)
+    ax.set_xticks(ticks, result.class_names, rotation=90, fontsize=6)
+    ax.set_yticks(ticks, result.class_names, fontsize=6)
+    ax.set_xlabel("top-1 class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"{result.name}: confusion of the top-1 (share of each true class)")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 class EmbeddingPlots(L.Callback):
-    """After testing, writes an embedding map and per-class accuracy bars for each test set.
+    """After testing, writes an embedding map and per-class accuracy bars for each test set,
+    and a confusion matrix for each set of at most ``max_confusion_classes`` classes.
 
     PNGs go to ``<default_root_dir>/plots/`` and, with a :class:`WandbLogger`, to W&B.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_confusion_classes: int = 60) -> None:
+        self.max_confusion_classes = max_confusion_classes
         self.paths: list[Path] = []
 
     @rank_zero_only
@@ -97,11 +125,15 @@ class EmbeddingPlots(L.Callback):
         for result in pl_module.test_results:
             maps = plot_embedding_map(result, folder / f"{result.name}_embeddings.png")
             bars = plot_per_class_accuracy(result, folder / f"{result.name}_per_class_top1.png")
-            self.paths += [maps, bars]
+            plots = {"embeddings": maps, "per_class_top1": bars}
+            if len(result.class_names) <= self.max_confusion_classes:
+                path = folder / f"{result.name}_confusion.png"
+                plots["confusion"] = plot_confusion(result, path)
+            self.paths += plots.values()
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):
-                    logger.log_image(f"test/{result.name}/embeddings", [str(maps)])
-                    logger.log_image(f"test/{result.name}/per_class_top1", [str(bars)])
+                    for kind, path in plots.items():
+                        logger.log_image(f"test/{result.name}/{kind}", [str(path)])
 
 
 class RunSummary(L.Callback):
@@ -127,6 +159,24 @@ class RunSummary(L.Callback):
                     f"  {'':<24} GZSL seen {100 * m['gzsl_seen']:.2f}%  unseen "
                     f"{100 * m['gzsl_unseen']:.2f}%  H {100 * m['gzsl_h']:.2f}%"
                 )
+            if "gzsl_cal_h" in m:
+                lines.append(
+                    f"  {'':<24} calibrated (gamma {m['gzsl_gamma']:.3f}): seen "
+                    f"{100 * m['gzsl_cal_seen']:.2f}%  unseen {100 * m['gzsl_cal_unseen']:.2f}%"
+                    f"  H {100 * m['gzsl_cal_h']:.2f}%"
+                )
+            attributes = [k for k in m if k.startswith("attr_")]
+            if attributes:
+                lines.append(
+                    f"  {'':<24} top-1 has the right "
+                    + ", ".join(f"{k[5:]} {100 * m[k]:.1f}%" for k in attributes)
+                )
+        if pl_module.calibration:
+            c = pl_module.calibration
+            lines.append(
+                f"  GZSL calibration on validation data: gamma {c['gamma']:.3f}, H "
+                f"{100 * c['gzsl_h_uncalibrated']:.2f}% -> {100 * c['gzsl_h']:.2f}%"
+            )
         lines.append(f"  run folder: {Path(trainer.default_root_dir).resolve()}")
         best = trainer.checkpoint_callback
         if best is not None and best.best_model_path:

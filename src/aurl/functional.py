@@ -310,3 +310,155 @@ def harmonic_mean(a: Tensor | float, b: Tensor | float) -> Tensor:
         raise ValueError(f"harmonic_mean: inputs must be non-negative, got {a} and {b}")
     total = a_t + b_t
     return torch.where(total == 0, 0.0, 2 * a_t * b_t / torch.where(total == 0, 1, total))
+
+
+def gzsl_accuracies(
+    video_embeddings: Tensor,
+    class_embeddings: Tensor,
+    labels: Tensor,
+    seen_mask: Tensor,
+    gamma: float = 0.0,
+) -> tuple[Tensor, Tensor]:
+    """Generalised zero-shot top-1 of seen-class and unseen-class videos, with calibrated
+    stacking (Chao et al., 2016).
+
+    Every video is scored against all classes with ``s_ij = cos(v_i, t_j) - gamma * seen_j``
+    and predicted as the arg-max (ties: lower class index). ``gamma > 0`` counters the bias of
+    a model towards the classes it was trained on; ``gamma = 0`` is plain nearest neighbour.
+
+    Args:
+        video_embeddings: (N, D) video embeddings.
+        class_embeddings: (C, D) class-name embeddings, seen and unseen classes.
+        labels: (N,) integers in ``[0, C)``.
+        seen_mask: (C,) bool, True for seen (training) classes.
+        gamma: the calibration offset subtracted from seen-class scores.
+
+    Returns:
+        ``(seen, unseen)`` accuracies: the fraction of videos of seen (unseen) classes whose
+        prediction is their class; NaN for a part without videos.
+    """
+    _zero_shot_check(video_embeddings, class_embeddings, labels, 1, "gzsl_accuracies")
+    scores = _calibrated_scores(video_embeddings, class_embeddings, seen_mask, gamma)  # (N, C)
+    correct = scores.argmax(dim=1) == labels  # (N,)
+    seen_video = seen_mask.to(labels.device)[labels]  # (N,)
+    return _mean_or_nan(correct[seen_video], scores), _mean_or_nan(correct[~seen_video], scores)
+
+
+def select_calibration_gamma(
+    video_embeddings: Tensor,
+    class_embeddings: Tensor,
+    labels: Tensor,
+    seen_mask: Tensor,
+    max_candidates: int = 2001,
+) -> tuple[float, float]:
+    """The calibrated-stacking offset ``gamma`` that maximises the harmonic mean H of seen and
+    unseen accuracy (:func:`gzsl_accuracies`) on a validation set.
+
+    A video's prediction changes group only where ``gamma`` crosses ``d_i = max_seen s_ij -
+    max_unseen s_ij``, so H is a step function of ``gamma``: the candidates are the midpoints
+    between consecutive sorted ``d_i`` (at most ``max_candidates``, as quantiles, for large
+    sets), one below all and one above all, and 0. Ties in H go to the smallest ``|gamma|``.
+
+    Args:
+        video_embeddings: (N, D) validation video embeddings, of seen and unseen classes.
+        class_embeddings: (C, D) class-name embeddings.
+        labels: (N,) integers in ``[0, C)``.
+        seen_mask: (C,) bool; both parts need videos.
+        max_candidates: most gamma values tried.
+
+    Returns:
+        ``(gamma, h)``: the chosen offset and the validation H it reaches.
+    """
+    _zero_shot_check(video_embeddings, class_embeddings, labels, 1, "select_calibration_gamma")
+    seen_mask = seen_mask.to(labels.device)
+    seen_video = seen_mask[labels]  # (N,)
+    if seen_video.all() or not seen_video.any() or seen_mask.all() or not seen_mask.any():
+        raise ValueError("select_calibration_gamma needs seen and unseen classes and videos")
+    scores = _calibrated_scores(video_embeddings, class_embeddings, seen_mask, 0.0)  # (N, C)
+    seen_idx = seen_mask.nonzero().squeeze(1)  # (S,)
+    unseen_idx = (~seen_mask).nonzero().squeeze(1)  # (U,)
+    best_seen, arg_seen = scores[:, seen_idx].max(dim=1)  # (N,), (N,)
+    best_unseen, arg_unseen = scores[:, unseen_idx].max(dim=1)  # (N,), (N,)
+    seen_right = seen_idx[arg_seen] == labels  # (N,): right if the seen group wins
+    unseen_right = unseen_idx[arg_unseen] == labels  # (N,)
+    margin = best_seen - best_unseen  # (N,): the seen group wins while gamma < margin
+    ordered = torch.unique(margin)  # sorted
+    mids = (ordered[1:] + ordered[:-1]) / 2
+    if mids.numel() > max_candidates:
+        mids = torch.quantile(mids, torch.linspace(0, 1, max_candidates, dtype=mids.dtype))
+    low, high = ordered[:1] - 1.0, ordered[-1:] + 1.0
+    candidates = torch.cat([mids, low, high, torch.zeros_like(low)])  # (G,)
+    seen_wins = margin[None, :] > candidates[:, None]  # (G, N)
+    right = torch.where(seen_wins, seen_right[None, :], unseen_right[None, :]).to(scores.dtype)
+    acc_seen = right[:, seen_video].mean(dim=1)  # (G,)
+    acc_unseen = right[:, ~seen_video].mean(dim=1)  # (G,)
+    h = harmonic_mean(acc_seen, acc_unseen)  # (G,)
+    best = h.max()
+    ties = (h == best).nonzero().squeeze(1)
+    choice = ties[candidates[ties].abs().argmin()]
+    return float(candidates[choice]), float(best)
+
+
+def _calibrated_scores(
+    video_embeddings: Tensor, class_embeddings: Tensor, seen_mask: Tensor, gamma: float
+) -> Tensor:
+    dtype = torch.promote_types(_work_dtype(video_embeddings), _work_dtype(class_embeddings))
+    videos = F.normalize(video_embeddings.to(dtype), dim=1)  # (N, D)
+    classes = F.normalize(class_embeddings.to(dtype), dim=1)  # (C, D)
+    offset = gamma * seen_mask.to(device=videos.device, dtype=dtype)  # (C,)
+    return videos @ classes.T - offset[None, :]  # (N, C)
+
+
+def _mean_or_nan(values: Tensor, like: Tensor) -> Tensor:
+    if values.numel() == 0:
+        return torch.tensor(float("nan"), dtype=like.dtype, device=like.device)
+    return values.to(like.dtype).mean()
+
+
+def attribute_accuracy(
+    video_embeddings: Tensor, class_embeddings: Tensor, labels: Tensor, class_values: Tensor
+) -> Tensor:
+    """How often the top-1 class shares one attribute (e.g. the colour) with the true class.
+
+    ``(1 / N) * #{i : a[pred_i] == a[y_i]}`` with ``pred_i`` the nearest class (ties: lower
+    index, as :func:`zero_shot_topk`) and ``a`` the attribute's value id of each class. It
+    tells which part of a composed class name (colour, shape, motion) the errors get wrong.
+
+    Args:
+        video_embeddings: (N, D) video embeddings.
+        class_embeddings: (C, D) class-name embeddings.
+        labels: (N,) integers in ``[0, C)``.
+        class_values: (C,) integer id of the attribute's value for each class.
+
+    Returns:
+        A scalar tensor in [0, 1].
+    """
+    _zero_shot_check(video_embeddings, class_embeddings, labels, 1, "attribute_accuracy")
+    if class_values.shape != (class_embeddings.shape[0],):
+        raise ValueError(
+            f"attribute_accuracy: class_values must be ({class_embeddings.shape[0]},), got "
+            f"{tuple(class_values.shape)}"
+        )
+    no_offset = torch.zeros(class_embeddings.shape[0], dtype=torch.bool, device=labels.device)
+    scores = _calibrated_scores(video_embeddings, class_embeddings, no_offset, 0.0)  # (N, C)
+    values = class_values.to(labels.device)
+    same = values[scores.argmax(dim=1)] == values[labels]  # (N,)
+    return same.to(scores.dtype).mean()
+
+
+def confusion_matrix(video_embeddings: Tensor, class_embeddings: Tensor, labels: Tensor) -> Tensor:
+    """Counts of (true class, top-1 class) pairs: ``(C, C)`` int64, rows are true classes.
+
+    The top-1 is the nearest class by cosine similarity, ties to the lower index (as
+    :func:`zero_shot_topk`), so the diagonal sums to ``N * top1``.
+    """
+    _zero_shot_check(video_embeddings, class_embeddings, labels, 1, "confusion_matrix")
+    num_classes = class_embeddings.shape[0]
+    scores = _calibrated_scores(
+        video_embeddings,
+        class_embeddings,
+        torch.zeros(num_classes, dtype=torch.bool, device=labels.device),
+        0.0,
+    )  # (N, C)
+    pairs = labels.long() * num_classes + scores.argmax(dim=1)  # (N,)
+    return torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)

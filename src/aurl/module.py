@@ -109,6 +109,8 @@ class AURLModule(L.LightningModule):
         self.val_top5 = ZeroShotAccuracy(top_k=5)
         self.test_collectors = nn.ModuleList()
         self.test_results: list[EvalResult] = []
+        # GZSL calibration chosen on validation data at the last test epoch (gamma, H).
+        self.calibration: dict[str, float] = {}
         self._text_embeddings: dict[tuple[str, ...], Tensor] = {}
         self._eval_class_embeddings: Tensor | None = None
         self._nonfinite_in_row = 0
@@ -384,13 +386,41 @@ class AURLModule(L.LightningModule):
         self.test_collectors[dataloader_idx].update(video_emb, batch["label"])
 
     def on_test_epoch_end(self) -> None:
-        for eval_set, collector in zip(
-            self._datamodule().test_sets, self.test_collectors, strict=True
+        test_sets = self._datamodule().test_sets
+        gathered = [collector.compute() for collector in self.test_collectors]  # (N, D), (N,)
+        # Calibration sets (validation data) first: they choose the GZSL offset gamma.
+        gamma = None
+        self.calibration = {}
+        for eval_set, (video_emb, labels) in zip(test_sets, gathered, strict=True):
+            if eval_set.calibration:
+                class_emb = self.embed_classes(eval_set.class_names)  # (C, D)
+                seen_mask = torch.as_tensor(eval_set.seen_mask, device=labels.device)  # (C,)
+                gamma, h = functional.select_calibration_gamma(
+                    video_emb, class_emb, labels, seen_mask
+                )
+                seen, unseen = functional.gzsl_accuracies(video_emb, class_emb, labels, seen_mask)
+                self.calibration = {
+                    "gamma": gamma,
+                    "gzsl_h": h,
+                    "gzsl_h_uncalibrated": float(functional.harmonic_mean(seen, unseen)),
+                }
+                for name, value in self.calibration.items():
+                    self.log(f"test/{eval_set.name}/{name}", value)
+        for eval_set, (video_emb, labels), collector in zip(
+            test_sets, gathered, self.test_collectors, strict=True
         ):
-            video_emb, labels = collector.compute()  # (N, D), (N,)
+            collector.reset()
+            if eval_set.calibration:
+                continue
             class_emb = self.embed_classes(eval_set.class_names)  # (C, D)
             metrics = evaluate_zero_shot(
-                video_emb, class_emb, labels, eval_set.half_splits, eval_set.seen_mask
+                video_emb,
+                class_emb,
+                labels,
+                eval_set.half_splits,
+                eval_set.seen_mask,
+                gamma,
+                eval_set.attributes,
             )
             for name, value in metrics.items():
                 if name in ("top1", "top5") and not eval_set.report_full:
@@ -407,7 +437,6 @@ class AURLModule(L.LightningModule):
                     metrics,
                 )
             )
-            collector.reset()
         self._log_skipped("test")
 
     # --- optimisation ------------------------------------------------------------------------
@@ -488,6 +517,8 @@ def evaluate_zero_shot(
     labels: Tensor,
     half_splits: list[list[int]] | None = None,
     seen_mask: list[bool] | None = None,
+    calibration_gamma: float | None = None,
+    attributes: dict[str, list[str]] | None = None,
 ) -> dict[str, float]:
     """Zero-shot scores of one evaluation set from its collected embeddings.
 
@@ -499,6 +530,12 @@ def evaluate_zero_shot(
             only its videos and only its classes as candidates, reported as mean and std.
         seen_mask: marks seen classes of a generalised zero-shot set; adds ``gzsl_seen``,
             ``gzsl_unseen`` (top-1 among all classes) and their harmonic mean ``gzsl_h``.
+        calibration_gamma: with ``seen_mask``, the calibrated-stacking offset chosen on
+            validation data (:func:`aurl.functional.select_calibration_gamma`); adds
+            ``gzsl_gamma`` and the calibrated ``gzsl_cal_seen``, ``gzsl_cal_unseen``,
+            ``gzsl_cal_h``.
+        attributes: each attribute's value per class (e.g. ``{"colour": [...]}``); adds
+            ``attr_<name>``, how often the top-1 class has the true class's value.
 
     Returns:
         ``top1``, ``top5`` (full set), ``closeness``, ``dispersion``, ``mean_centre_distance``,
@@ -550,4 +587,19 @@ def evaluate_zero_shot(
                 parts[name] = torch.tensor(float("nan"))
         metrics.update(parts)
         metrics["gzsl_h"] = functional.harmonic_mean(parts["gzsl_seen"], parts["gzsl_unseen"])
+        if calibration_gamma is not None:
+            seen_t = torch.as_tensor(seen_mask, device=labels.device)  # (C,)
+            cal_seen, cal_unseen = functional.gzsl_accuracies(
+                video_embeddings, class_embeddings, labels, seen_t, calibration_gamma
+            )
+            metrics["gzsl_gamma"] = torch.tensor(calibration_gamma)
+            metrics["gzsl_cal_seen"] = cal_seen
+            metrics["gzsl_cal_unseen"] = cal_unseen
+            metrics["gzsl_cal_h"] = functional.harmonic_mean(cal_seen, cal_unseen)
+    for attribute, values in (attributes or {}).items():
+        ids = {value: k for k, value in enumerate(sorted(set(values)))}
+        class_values = torch.tensor([ids[v] for v in values], device=labels.device)  # (C,)
+        metrics[f"attr_{attribute}"] = functional.attribute_accuracy(
+            video_embeddings, class_embeddings, labels, class_values
+        )
     return {name: float(value) for name, value in metrics.items()}

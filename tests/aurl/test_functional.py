@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from aurl import functional
 from aurl.functional import (
     _class_sums,
     _dispersion_compute,
@@ -323,3 +325,77 @@ def test_zero_shot_topk_per_class_by_hand_and_consistent_with_the_mean() -> None
     assert torch.isclose(weighted, zero_shot_topk(v, t, labels))
     with pytest.raises(ValueError, match="zero_shot_topk_per_class: k must be"):
         zero_shot_topk_per_class(v, t, labels, k=4)
+
+
+def _biased_gzsl_set(seed: int = 0):
+    """Videos near their class, but every seen class scores 0.3 too high for unseen videos."""
+    gen = torch.Generator().manual_seed(seed)
+    classes = F.normalize(torch.randn(6, 8, generator=gen, dtype=torch.float64), dim=1)
+    seen_mask = torch.tensor([True, True, True, True, False, False])
+    labels = torch.arange(60) % 6
+    videos = classes[labels] + 0.6 * torch.randn(60, 8, generator=gen, dtype=torch.float64)
+    videos = videos + 0.8 * classes[:4].sum(0)  # pulled towards the seen classes
+    return videos, classes, labels, seen_mask
+
+
+def test_gzsl_accuracies_are_nearest_neighbour_with_seen_scores_lowered_by_gamma() -> None:
+    videos, classes, labels, seen_mask = _biased_gzsl_set()
+    sims = F.normalize(videos, dim=1) @ classes.T  # (N, C)
+    for gamma in (0.0, 0.1, 0.5):
+        pred = (sims - gamma * seen_mask.double()).argmax(1)
+        expected_seen = (pred == labels)[seen_mask[labels]].double().mean()
+        expected_unseen = (pred == labels)[~seen_mask[labels]].double().mean()
+        seen, unseen = functional.gzsl_accuracies(videos, classes, labels, seen_mask, gamma)
+        assert float(seen) == pytest.approx(float(expected_seen))
+        assert float(unseen) == pytest.approx(float(expected_unseen))
+    plain = functional.gzsl_accuracies(videos, classes, labels, seen_mask)
+    rows = ~seen_mask[labels]
+    assert float(plain[1]) == pytest.approx(
+        float(functional.zero_shot_topk(videos[rows], classes, labels[rows], 1))
+    )
+    only_seen = labels < 4
+    seen, unseen = functional.gzsl_accuracies(
+        videos[only_seen], classes, labels[only_seen], seen_mask
+    )
+    assert math.isnan(float(unseen)) and not math.isnan(float(seen))
+
+
+def test_selected_gamma_reaches_the_best_h_of_a_fine_grid() -> None:
+    videos, classes, labels, seen_mask = _biased_gzsl_set()
+    gamma, h = functional.select_calibration_gamma(videos, classes, labels, seen_mask)
+
+    def h_at(g: float) -> float:
+        return float(
+            functional.harmonic_mean(
+                *functional.gzsl_accuracies(videos, classes, labels, seen_mask, g)
+            )
+        )
+
+    grid = max(h_at(g) for g in torch.linspace(-2.5, 2.5, 2001).tolist())
+    assert h == pytest.approx(h_at(gamma)) and h == pytest.approx(grid)
+    assert h > h_at(0.0) and gamma > 0  # the bias towards seen classes is undone
+    with pytest.raises(ValueError, match="seen and unseen"):
+        functional.select_calibration_gamma(
+            videos[labels < 4], classes, labels[labels < 4], seen_mask
+        )
+
+
+def test_attribute_accuracy_and_confusion_count_the_top1_classes() -> None:
+    classes = torch.eye(4, dtype=torch.float64)  # classes 0..3
+    # Videos of classes 0, 0, 1, 2, 3 predicted as 0, 1, 1, 3, 3.
+    videos = classes[[0, 1, 1, 3, 3]] + 0.01
+    labels = torch.tensor([0, 0, 1, 2, 3])
+    colour = torch.tensor([0, 0, 1, 1])  # classes 0, 1 share a colour; 2, 3 another
+    shape = torch.tensor([0, 1, 0, 1])
+    assert float(functional.attribute_accuracy(videos, classes, labels, colour)) == 1.0
+    assert float(functional.attribute_accuracy(videos, classes, labels, shape)) == 0.6
+    counts = functional.confusion_matrix(videos, classes, labels)
+    expected = torch.zeros(4, 4, dtype=torch.int64)
+    for true, pred in [(0, 0), (0, 1), (1, 1), (2, 3), (3, 3)]:
+        expected[true, pred] += 1
+    assert torch.equal(counts, expected)
+    assert int(counts.trace()) == round(
+        5 * float(functional.zero_shot_topk(videos, classes, labels))
+    )
+    with pytest.raises(ValueError, match="class_values"):
+        functional.attribute_accuracy(videos, classes, labels, colour[:3])

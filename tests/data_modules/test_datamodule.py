@@ -348,3 +348,58 @@ def test_two_ranks_split_training_and_evaluate_every_video_once(folders, tmp_pat
         assert len(shards[0]) == len(shards[1]) == 9
         assert len(set(shards[0] + shards[1])) == 18
     assert ranks[0]["train"][0] != ranks[0]["train"][1]
+
+
+def test_gzsl_calibration_set_is_validation_data_apart_from_every_other_set(
+    tmp_path: Path,
+) -> None:
+    kwargs = dict(
+        root=tmp_path,
+        colours=["red", "blue"],
+        shapes=["square", "circle"],
+        motions=["moving left", "growing"],
+        videos_per_class=6,
+        num_frames=8,
+        num_unseen=2,
+        num_workers=1,
+    )
+    dm = ZeroShotDataModule(
+        source=SyntheticActions(part="seen", **kwargs),
+        targets=[SyntheticActions(part="unseen", **kwargs)],
+        val_fraction=0.34,
+        gzsl=True,
+        overlap_tau=0.0,
+        clip_len=4,
+        size=32,
+        batch_size=2,
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.val_class_names) == 2 and len(dm.train_class_names) == 4
+    zsl, gzsl, calibration = dm.test_sets
+    assert calibration.calibration and not gzsl.calibration
+    assert calibration.name == "synthetic_seen_calibration"
+    assert calibration.class_names == dm.train_class_names + dm.val_class_names
+    assert calibration.seen_mask == [True] * 4 + [False] * 2
+    samples = dm.test_samples[2]
+    seen = [p for p, y in samples if y < 4]
+    unseen = [p for p, y in samples if y >= 4]
+    # One calibration video per training class (10% of 6, at least 1), all validation videos.
+    assert len(seen) == 4 and sorted(unseen) == sorted(p for p, _ in dm.val_samples)
+    for path, label in samples:
+        assert _folder_class(path) == calibration.class_names[label]
+    others = {p for p, _ in dm.train_samples} | {p for p, _ in dm.test_samples[1]}
+    assert not set(seen) & others
+    assert len(dm.train_samples) == 4 * (6 - 1 - 1)
+    off = ZeroShotDataModule(
+        source=SyntheticActions(part="seen", **kwargs),
+        targets=[SyntheticActions(part="unseen", **kwargs)],
+        val_fraction=0.34,
+        gzsl=True,
+        gzsl_calibration_fraction=0.0,
+        overlap_tau=0.0,
+    )
+    off.setup("fit")
+    assert [s.name for s in off.test_sets] == ["synthetic_unseen", "synthetic_unseen_gzsl"]
+    # The GZSL test videos do not depend on whether calibration videos are held out.
+    assert off.test_samples[1] == dm.test_samples[1]
