@@ -2,9 +2,11 @@
 
 Each variant is an experiment fragment (``experiments/ablations/*.yaml``) stacked on a base
 experiment and trained with several seeds through the real ``aurl fit`` command (training,
-checkpoint selection on held-out seen classes, test on the unseen classes). The table reports
-unseen top-1 (mean +- sample std over seeds, and per seed), top-5, Closeness, Dispersion, the
-mean inter-centre distance, the generalised zero-shot harmonic mean and wall time.
+checkpoint selection on held-out seen classes, test on the unseen classes). A seed seeds the
+model and the data (validation classes, held-out videos, order, clips). The table reports
+unseen top-1 (mean +- sample std over seeds, and per seed), the paired per-seed difference of
+top-1, Closeness and Dispersion against ``L_S``, top-5, the mean inter-centre distance, the
+generalised zero-shot harmonic mean (plain and calibrated) and wall time.
 
     python -m benchmarks.ablation            # 6 variants x 3 seeds on experiments/smoke.yaml
     python -m benchmarks.ablation --quick    # 1 seed, 2 epochs: a check that it all runs
@@ -42,6 +44,9 @@ VARIANTS: tuple[tuple[str, str, str], ...] = (
 )
 
 METRICS = ("top1", "top5", "closeness", "dispersion", "mean_centre_distance")
+# The variant that every other is compared with, seed by seed.
+REFERENCE = "L_S"
+PAIRED = ("top1", "closeness", "dispersion")
 
 
 def read_test_metrics(run_dir: Path) -> dict[str, float]:
@@ -127,10 +132,51 @@ def aggregate(runs: list[dict[str, Any]], target: str) -> dict[str, Any]:
 
     out = {name: stats(f"test/{target}/{name}") for name in METRICS}
     out["half_top1_mean"] = stats(f"test/{target}/half_top1_mean")
-    for name in ("gzsl_seen", "gzsl_unseen", "gzsl_h"):
+    for name in ("gzsl_seen", "gzsl_unseen", "gzsl_h", "gzsl_cal_h", "gzsl_gamma"):
         out[name] = stats(f"test/{target}_gzsl/{name}")
     out["wall_s"] = stats("wall_s")
     return out
+
+
+def paired_differences(
+    runs: list[dict[str, Any]], reference: list[dict[str, Any]], target: str
+) -> dict[str, Any]:
+    """Per-seed differences ``variant - reference`` of :data:`PAIRED` metrics.
+
+    Runs are paired by position (the same seed, so the same data and initial draws where the
+    variants share them). Each metric gets mean, sample std, the per-seed values and
+    ``exceeds_noise``: whether ``|mean| > 2 * std / sqrt(n)`` (about a paired t-test at 5% for
+    few seeds; never with one seed).
+    """
+    out: dict[str, Any] = {}
+    for name in PAIRED:
+        key = f"test/{target}/{name}"
+        values = [
+            run[key] - ref[key]
+            for run, ref in zip(runs, reference, strict=False)
+            if key in run and key in ref
+        ]
+        if not values:
+            out[name] = None
+            continue
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        mean = statistics.fmean(values)
+        exceeds = len(values) > 1 and abs(mean) > 2 * std / len(values) ** 0.5
+        out[name] = {
+            "mean": mean,
+            "std": std,
+            "n": len(values),
+            "values": values,
+            "exceeds_noise": exceeds,
+        }
+    return out
+
+
+def _paired(stat: dict[str, Any] | None, scale: float = 100.0, digits: int = 1) -> str:
+    if stat is None:
+        return "n/a"
+    mark = " *" if stat["exceeds_noise"] else ""
+    return f"{scale * stat['mean']:+.{digits}f} +- {scale * stat['std']:.{digits}f}{mark}"
 
 
 def _pct(stat: dict[str, float] | None, with_std: bool = False) -> str:
@@ -167,17 +213,22 @@ def write_report(
         if name not in results:
             continue
         s = results[name]["summary"]
+        paired = results[name].get(f"vs_{REFERENCE}") or dict.fromkeys(PAIRED)
         rows.append(
             [
                 name,
                 _pct(s["top1"], with_std=True),
                 _per_seed(s["top1"]),
+                _paired(paired["top1"]),
+                _paired(paired["closeness"], 1.0, 3),
+                _paired(paired["dispersion"], 1.0, 3),
                 _pct(s["top5"]),
                 _pct(s["half_top1_mean"]),
                 _num(s["closeness"]),
                 _num(s["dispersion"]),
                 _num(s["mean_centre_distance"]),
                 _pct(s["gzsl_h"]),
+                _pct(s["gzsl_cal_h"]),
                 f"{s['wall_s']['mean']:.0f}",
                 what,
             ]
@@ -187,12 +238,16 @@ def write_report(
             "variant",
             "unseen top-1 %",
             "top-1 per seed",
+            f"top-1 vs {REFERENCE} (paired)",
+            f"Closeness vs {REFERENCE}",
+            f"Dispersion vs {REFERENCE}",
             "top-5 %",
             "50% splits top-1 %",
             "Closeness",
             "Dispersion",
             "mean centre dist.",
             "GZSL H %",
+            "GZSL H calibrated %",
             "wall s",
             "what it tests",
         ],
@@ -211,8 +266,10 @@ def write_report(
         },
         [
             (
-                f"Unseen classes ({args.target}), {len(seeds)} seed(s): means, top-1 +- sample "
-                "std over seeds",
+                f"Unseen classes ({args.target}), {len(seeds)} seed(s) (each seeds the model "
+                "and the data): means, top-1 +- sample std over seeds; paired differences "
+                f"against {REFERENCE} seed by seed, mean +- sample std, * where |mean| > "
+                "2 std / sqrt(n)",
                 table,
             )
         ],
@@ -261,6 +318,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             top1 = runs[-1].get(f"test/{args.target}/top1", float("nan"))
             print(f"{name} seed {seed}: top-1 {100 * top1:.1f}% ({runs[-1]['wall_s']:.0f} s)")
         results[name] = {"runs": runs, "summary": aggregate(runs, args.target)}
+        if REFERENCE in results:
+            for entry in results.values():
+                entry[f"vs_{REFERENCE}"] = paired_differences(
+                    entry["runs"], results[REFERENCE]["runs"], args.target
+                )
         # Written after every variant: an interrupted ablation keeps what it measured.
         table = write_report(results, variants, args, cli_args, seeds, overrides, machine)
     print(table)

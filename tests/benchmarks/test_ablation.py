@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,22 @@ def test_aggregate_has_mean_sample_std_and_per_seed_values() -> None:
     assert summary["gzsl_h"] == {"mean": 0.2, "std": 0.0, "n": 1, "values": [0.2]}
     assert summary["wall_s"]["mean"] == 20.0
     assert summary["closeness"] is None and summary["gzsl_seen"] is None
+
+
+def test_paired_differences_pair_runs_seed_by_seed() -> None:
+    reference = [{"test/u/top1": 0.2}, {"test/u/top1": 0.4}, {"test/u/top1": 0.3}]
+    runs = [{"test/u/top1": 0.3}, {"test/u/top1": 0.5}, {"test/u/top1": 0.45}]
+    paired = ablation.paired_differences(runs, reference, "u")
+    top1 = paired["top1"]
+    assert top1["values"] == pytest.approx([0.1, 0.1, 0.15])
+    assert top1["mean"] == pytest.approx(0.35 / 3)
+    assert top1["std"] == pytest.approx(statistics.stdev([0.1, 0.1, 0.15]))
+    assert top1["exceeds_noise"]  # 0.117 > 2 * 0.029 / sqrt(3)
+    assert paired["closeness"] is None
+    noisy = [{"test/u/top1": 0.5}, {"test/u/top1": 0.1}, {"test/u/top1": 0.35}]
+    assert not ablation.paired_differences(noisy, reference, "u")["top1"]["exceeds_noise"]
+    single = ablation.paired_differences(runs[:1], reference[:1], "u")["top1"]
+    assert single["std"] == 0.0 and not single["exceeds_noise"]
 
 
 def test_write_report_lists_seeds_and_marks_missing_metrics(tmp_path: Path) -> None:
