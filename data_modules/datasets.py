@@ -43,6 +43,7 @@ from aurl.paths import expand_path
 from data_modules.synthetic import (
     DEFAULT_COLOURS,
     DEFAULT_MOTIONS,
+    DEFAULT_NUM_FRAMES,
     DEFAULT_SHAPES,
     DEFAULT_VIDEOS_PER_CLASS,
     MIRRORED_MOTIONS,
@@ -520,7 +521,7 @@ class SyntheticActions(VideoCatalog):
         shapes: Sequence[str] = DEFAULT_SHAPES,
         motions: Sequence[str] = DEFAULT_MOTIONS,
         videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
-        num_frames: int = 16,
+        num_frames: int = DEFAULT_NUM_FRAMES,
         size: int = 32,
         fps: int = 8,
         crf: int = 20,

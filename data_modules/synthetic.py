@@ -60,6 +60,12 @@ logger = logging.getLogger(__name__)
 
 # Bump whenever rendering or encoding changes what a given seed produces: it keys the cache.
 GENERATOR_VERSION = 1
+# The benchmark's version: the renderer plus the default parameters below. Results of
+# different versions are never comparable; the version keys the cache folder, the manifest
+# records it and README names it with every number.
+#   v1: 16-frame videos, 24 a class (2,880 files).
+#   v2: 16-frame videos, VIDEOS_PER_CLASS_V2 a class: more videos of the same classes.
+BENCHMARK_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 
 # Saturated, well separated RGB values that survive H.264 4:2:0 chroma subsampling at 32x32.
@@ -83,8 +89,8 @@ MOTIONS: tuple[str, ...] = (
     "growing",
     "shrinking",
 )
-# 24 videos a class: 2,880 files, generated in well under a minute on 2 cores.
-DEFAULT_VIDEOS_PER_CLASS = 24
+DEFAULT_VIDEOS_PER_CLASS = 48
+DEFAULT_NUM_FRAMES = 16
 DEFAULT_COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "white")
 DEFAULT_SHAPES: tuple[str, ...] = SHAPES
 DEFAULT_MOTIONS: tuple[str, ...] = (
@@ -347,7 +353,7 @@ def generate_synthetic_actions(
     shapes: Sequence[str] = DEFAULT_SHAPES,
     motions: Sequence[str] = DEFAULT_MOTIONS,
     videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
-    num_frames: int = 16,
+    num_frames: int = DEFAULT_NUM_FRAMES,
     size: int = 32,
     fps: int = 8,
     crf: int = 20,
@@ -392,6 +398,7 @@ def generate_synthetic_actions(
     seen, unseen = split_unseen(class_names, num_unseen, split_seed)
     params = {
         "version": GENERATOR_VERSION,
+        "benchmark_version": BENCHMARK_VERSION,
         "colours": list(colours),
         "shapes": list(shapes),
         "motions": list(motions),

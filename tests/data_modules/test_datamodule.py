@@ -377,6 +377,10 @@ def test_gzsl_calibration_set_is_validation_data_apart_from_every_other_set(
     dm.setup("fit")
     assert len(dm.val_class_names) == 2 and len(dm.train_class_names) == 4
     zsl, gzsl, calibration = dm.test_sets
+    for eval_set in (zsl, gzsl):  # synthetic class names carry their attributes
+        for k, name in enumerate(eval_set.class_names):
+            parts = [eval_set.attributes[a][k] for a in ("colour", "shape", "motion")]
+            assert " ".join(parts) == name
     assert calibration.calibration and not gzsl.calibration
     assert calibration.name == "synthetic_seen_calibration"
     assert calibration.class_names == dm.train_class_names + dm.val_class_names

@@ -10,6 +10,7 @@ import av
 import numpy as np
 import pytest
 
+from data_modules import synthetic
 from data_modules.synthetic import (
     COLOURS,
     MOTIONS,
@@ -299,6 +300,11 @@ def test_parameters_key_the_cache_folder(tmp_path: Path) -> None:
     base = generate_synthetic_actions(tmp_path, **TINY)
     other = generate_synthetic_actions(tmp_path, **{**TINY, "seed": 1})
     assert other.root != base.root
+    # The benchmark version keys the folder: numbers of two versions never share videos.
+    assert base.params["benchmark_version"] == synthetic.BENCHMARK_VERSION
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(synthetic, "BENCHMARK_VERSION", synthetic.BENCHMARK_VERSION + 1)
+        assert generate_synthetic_actions(tmp_path, **TINY).root != base.root
     # Only the split changes: same videos and folder, manifest rewritten.
     resplit = generate_synthetic_actions(tmp_path, **{**TINY, "split_seed": 5})
     assert resplit.root == base.root
