@@ -203,28 +203,28 @@ def test_overlap_removal_reads_cached_embeddings_without_loading_the_encoder(
     assert runs[0][1] == runs[1][1]
 
 
-def test_gzsl_on_synthetic(tmp_path: Path) -> None:
-    kwargs = dict(
+def _synthetic_datamodule(tmp_path: Path, videos_per_class: int, **kwargs) -> ZeroShotDataModule:
+    """A generated 2 x 2 x 2 SyntheticActions (2 unseen classes) with GZSL sets."""
+    catalog = dict(
         root=tmp_path,
         colours=["red", "blue"],
         shapes=["square", "circle"],
         motions=["moving left", "growing"],
-        videos_per_class=3,
+        videos_per_class=videos_per_class,
         num_frames=8,
         num_unseen=2,
         num_workers=1,
     )
-    dm = ZeroShotDataModule(
-        source=SyntheticActions(part="seen", **kwargs),
-        targets=[SyntheticActions(part="unseen", **kwargs)],
-        val_fraction=0.0,
-        gzsl=True,
-        gzsl_video_fraction=0.34,
-        overlap_tau=0.0,
-        clip_len=4,
-        size=32,
-        batch_size=2,
+    options = dict(gzsl=True, overlap_tau=0.0, clip_len=4, size=32, batch_size=2) | kwargs
+    return ZeroShotDataModule(
+        source=SyntheticActions(part="seen", **catalog),
+        targets=[SyntheticActions(part="unseen", **catalog)],
+        **options,
     )
+
+
+def test_gzsl_on_synthetic(tmp_path: Path) -> None:
+    dm = _synthetic_datamodule(tmp_path, 3, val_fraction=0.0, gzsl_video_fraction=0.34)
     dm.prepare_data()
     dm.setup("fit")
     assert dm.val_class_names == [] and dm.val_dataloader() == []
@@ -353,26 +353,7 @@ def test_two_ranks_split_training_and_evaluate_every_video_once(folders, tmp_pat
 def test_gzsl_calibration_set_is_validation_data_apart_from_every_other_set(
     tmp_path: Path,
 ) -> None:
-    kwargs = dict(
-        root=tmp_path,
-        colours=["red", "blue"],
-        shapes=["square", "circle"],
-        motions=["moving left", "growing"],
-        videos_per_class=6,
-        num_frames=8,
-        num_unseen=2,
-        num_workers=1,
-    )
-    dm = ZeroShotDataModule(
-        source=SyntheticActions(part="seen", **kwargs),
-        targets=[SyntheticActions(part="unseen", **kwargs)],
-        val_fraction=0.34,
-        gzsl=True,
-        overlap_tau=0.0,
-        clip_len=4,
-        size=32,
-        batch_size=2,
-    )
+    dm = _synthetic_datamodule(tmp_path, 6, val_fraction=0.34)
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.val_class_names) == 2 and len(dm.train_class_names) == 4
@@ -395,14 +376,7 @@ def test_gzsl_calibration_set_is_validation_data_apart_from_every_other_set(
     others = {p for p, _ in dm.train_samples} | {p for p, _ in dm.test_samples[1]}
     assert not set(seen) & others
     assert len(dm.train_samples) == 4 * (6 - 1 - 1)
-    off = ZeroShotDataModule(
-        source=SyntheticActions(part="seen", **kwargs),
-        targets=[SyntheticActions(part="unseen", **kwargs)],
-        val_fraction=0.34,
-        gzsl=True,
-        gzsl_calibration_fraction=0.0,
-        overlap_tau=0.0,
-    )
+    off = _synthetic_datamodule(tmp_path, 6, val_fraction=0.34, gzsl_calibration_fraction=0.0)
     off.setup("fit")
     assert [s.name for s in off.test_sets] == ["synthetic_unseen", "synthetic_unseen_gzsl"]
     # The GZSL test videos do not depend on whether calibration videos are held out.
