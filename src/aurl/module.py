@@ -395,6 +395,13 @@ class AURLModule(L.LightningModule):
             if eval_set.calibration:
                 class_emb = self.embed_classes(eval_set.class_names)  # (C, D)
                 seen_mask = torch.as_tensor(eval_set.seen_mask, device=labels.device)  # (C,)
+                seen_videos = seen_mask[labels]  # (N,)
+                if seen_videos.all() or not seen_videos.any():
+                    # A partial evaluation (limit_test_batches) saw one part only.
+                    log.warning(
+                        "%s: no seen or no unseen videos, GZSL not calibrated", eval_set.name
+                    )
+                    continue
                 gamma, h = functional.select_calibration_gamma(
                     video_emb, class_emb, labels, seen_mask
                 )
