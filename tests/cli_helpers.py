@@ -208,7 +208,7 @@ def read_metrics_csv(path: Path) -> dict[str, list[float]]:
 
 
 def per_step(path: Path, key: str) -> dict[int, float]:
-    """``{global step: value}`` of a metric logged every step (``train/loss``, ``lr-SGD``)."""
+    """``{global step: value}`` of a metric logged every step (``train/loss``, an ``lr-*``)."""
     with path.open(newline="") as handle:
         return {int(r["step"]): float(r[key]) for r in csv.DictReader(handle) if r.get(key)}
 

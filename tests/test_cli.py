@@ -182,7 +182,7 @@ def test_synthetic_experiment_fast_dev_run(experiment: str, tiny_set, workdir: P
     assert sorted(p.name for p in (root / "plots").iterdir()) == sorted(
         f"synthetic_unseen{gz}_{kind}.png"
         for gz in ("", "_gzsl")
-        for kind in ("embeddings", "per_class_top1")
+        for kind in ("embeddings", "per_class_top1", "confusion")  # both sets <= 60 classes
     )
     assert list(workdir.iterdir()) == [], "the run wrote outside its default_root_dir"
 
@@ -407,7 +407,7 @@ def test_wandb_offline_run_holds_the_metrics(short_run: dict[str, Any]) -> None:
         assert summary[key] == pytest.approx(logged[key], abs=1e-6), key
     # The PNGs of EmbeddingPlots went to W&B as well as to the run folder.
     for name in ("synthetic_unseen", "synthetic_unseen_gzsl"):
-        for kind in ("embeddings", "per_class_top1"):
+        for kind in ("embeddings", "per_class_top1", "confusion"):
             assert summary[f"test/{name}/{kind}/_type"] == "images/separated", (name, kind)
     assert list((run_dir / "files" / "media" / "images").rglob("*.png"))
     assert (root / "plots" / "synthetic_unseen_embeddings.png").is_file()
@@ -488,7 +488,8 @@ def resume_runs(tmp_path_factory: pytest.TempPathFactory, tiny_set) -> dict[str,
                 for k, v in cli.model.state_dict().items()
                 if torch.is_tensor(v)
             },
-            "lr": per_step(csv_path, "lr-SGD"),
+            # The first parameter group (the second holds the centres).
+            "lr": per_step(csv_path, "lr-AdamW/pg1"),
             "loss": per_step(csv_path, "train/loss"),
         }
 
