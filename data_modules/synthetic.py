@@ -64,7 +64,7 @@ GENERATOR_VERSION = 1
 # different versions are never comparable; the version keys the cache folder, the manifest
 # records it and README names it with every number.
 #   v1: 16-frame videos, 24 a class (2,880 files).
-#   v2: 16-frame videos, VIDEOS_PER_CLASS_V2 a class: more videos of the same classes.
+#   v2: 16-frame videos, 48 a class (5,760 files): more videos of the same classes.
 BENCHMARK_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 
