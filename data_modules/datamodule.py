@@ -254,9 +254,10 @@ class ZeroShotDataModule(LightningDataModule):
                     self.train_class_names, target.class_names
                 )
                 offset = len(self.train_class_names)
-                attributes = None
-                if type(self.source) is type(target):  # one attribute vocabulary for both
-                    attributes = target.class_attributes(names)
+                attributes = _joint_attributes(
+                    self.source.class_attributes(self.train_class_names),
+                    target.class_attributes(list(target.class_names)),
+                )
                 self.test_sets.append(
                     EvalSet(f"{target.name}_gzsl", names, None, seen_mask, attributes=attributes)
                 )
@@ -469,6 +470,16 @@ class _LazyIterator:
         if self._iterator is None:
             self._iterator = self._start()
         return next(self._iterator)
+
+
+def _joint_attributes(
+    seen: dict[str, list[str]] | None, unseen: dict[str, list[str]] | None
+) -> dict[str, list[str]] | None:
+    """Attributes of the seen classes followed by the unseen ones', when both catalogs describe
+    the same attributes (each catalog describes only its own classes)."""
+    if seen is None or unseen is None or set(seen) != set(unseen):
+        return None
+    return {name: seen[name] + unseen[name] for name in seen}
 
 
 def global_seed() -> int:

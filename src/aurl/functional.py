@@ -135,10 +135,7 @@ def _topk_correct(
     Returns:
         (N,) bool.
     """
-    dtype = torch.promote_types(_work_dtype(video_embeddings), _work_dtype(class_embeddings))
-    videos = F.normalize(video_embeddings.to(dtype), dim=1)  # (N, D)
-    classes = F.normalize(class_embeddings.to(dtype), dim=1)  # (C, D)
-    sims = videos @ classes.T  # (N, C)
+    sims = _cosine_scores(video_embeddings, class_embeddings)  # (N, C)
     labels = labels.long().unsqueeze(1)  # (N, 1)
     true_sims = sims.gather(1, labels)  # (N, 1)
     class_index = torch.arange(sims.shape[1], device=sims.device).unsqueeze(0)  # (1, C)
@@ -374,7 +371,7 @@ def select_calibration_gamma(
     seen_video = seen_mask[labels]  # (N,)
     if seen_video.all() or not seen_video.any() or seen_mask.all() or not seen_mask.any():
         raise ValueError("select_calibration_gamma needs seen and unseen classes and videos")
-    scores = _calibrated_scores(video_embeddings, class_embeddings, seen_mask, 0.0)  # (N, C)
+    scores = _cosine_scores(video_embeddings, class_embeddings)  # (N, C)
     seen_idx = seen_mask.nonzero().squeeze(1)  # (S,)
     unseen_idx = (~seen_mask).nonzero().squeeze(1)  # (U,)
     best_seen, arg_seen = scores[:, seen_idx].max(dim=1)  # (N,), (N,)
@@ -399,14 +396,20 @@ def select_calibration_gamma(
     return float(candidates[choice]), float(best)
 
 
-def _calibrated_scores(
-    video_embeddings: Tensor, class_embeddings: Tensor, seen_mask: Tensor, gamma: float
-) -> Tensor:
+def _cosine_scores(video_embeddings: Tensor, class_embeddings: Tensor) -> Tensor:
+    """``cos(v_i, t_j)`` of every video and class, in the promoted work dtype: ``(N, C)``."""
     dtype = torch.promote_types(_work_dtype(video_embeddings), _work_dtype(class_embeddings))
     videos = F.normalize(video_embeddings.to(dtype), dim=1)  # (N, D)
     classes = F.normalize(class_embeddings.to(dtype), dim=1)  # (C, D)
-    offset = gamma * seen_mask.to(device=videos.device, dtype=dtype)  # (C,)
-    return videos @ classes.T - offset[None, :]  # (N, C)
+    return videos @ classes.T  # (N, C)
+
+
+def _calibrated_scores(
+    video_embeddings: Tensor, class_embeddings: Tensor, seen_mask: Tensor, gamma: float
+) -> Tensor:
+    scores = _cosine_scores(video_embeddings, class_embeddings)  # (N, C)
+    offset = gamma * seen_mask.to(device=scores.device, dtype=scores.dtype)  # (C,)
+    return scores - offset[None, :]  # (N, C)
 
 
 def _mean_or_nan(values: Tensor, like: Tensor) -> Tensor:
@@ -439,8 +442,7 @@ def attribute_accuracy(
             f"attribute_accuracy: class_values must be ({class_embeddings.shape[0]},), got "
             f"{tuple(class_values.shape)}"
         )
-    no_offset = torch.zeros(class_embeddings.shape[0], dtype=torch.bool, device=labels.device)
-    scores = _calibrated_scores(video_embeddings, class_embeddings, no_offset, 0.0)  # (N, C)
+    scores = _cosine_scores(video_embeddings, class_embeddings)  # (N, C)
     values = class_values.to(labels.device)
     same = values[scores.argmax(dim=1)] == values[labels]  # (N,)
     return same.to(scores.dtype).mean()
@@ -454,11 +456,6 @@ def confusion_matrix(video_embeddings: Tensor, class_embeddings: Tensor, labels:
     """
     _zero_shot_check(video_embeddings, class_embeddings, labels, 1, "confusion_matrix")
     num_classes = class_embeddings.shape[0]
-    scores = _calibrated_scores(
-        video_embeddings,
-        class_embeddings,
-        torch.zeros(num_classes, dtype=torch.bool, device=labels.device),
-        0.0,
-    )  # (N, C)
+    scores = _cosine_scores(video_embeddings, class_embeddings)  # (N, C)
     pairs = labels.long() * num_classes + scores.argmax(dim=1)  # (N,)
     return torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)

@@ -173,9 +173,8 @@ class AURLModule(L.LightningModule):
             num_classes = len(train_names)
             init_centres = getattr(self.loss, "init_centres", None)
             if init_centres is not None and self.loss.num_classes is None:
-                semantic = None
-                if getattr(self.loss, "centres_init", None) == "semantic":
-                    semantic = self._initial_class_embeddings(train_names)  # (C, D)
+                # The loss decides whether its init uses the class embeddings.
+                semantic = self._initial_class_embeddings(train_names)  # (C, D)
                 init_centres(num_classes, self.visual_tower.embed_dim, semantic)
             elif init_centres is not None and self.loss.num_classes != num_classes:
                 raise ValueError(
