@@ -22,13 +22,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from aurl.callbacks import NonFiniteGuard
 from aurl.class_generator import ClassGenerator
+from aurl.class_space import ClassSpace, EvalSet
 from aurl.losses import AURLLoss
 from aurl.module import AURLModule
 from aurl.text_encoders import RandomTextEncoder
 from aurl.towers import SemanticTower, VisualTower
 from data_modules.datasets import Kinetics700, collate_skip
-from data_modules.protocol import EvalSet
 from data_modules.samplers import EpochShuffleSampler
 from data_modules.video_writer import write_video
 from tests.colour_clips import COLOURS, SHAPES, ColourClips
@@ -271,14 +272,12 @@ class ColourData(L.LightningDataModule):
         names = [f"{c} {s}" for c in COLOURS for s in SHAPES]
         self.test_names = ["red circle", "blue triangle", "yellow square", "green square"]
         seen = [n for n in names if n not in self.test_names]
-        self.train_class_names = seen[:6]
-        self.val_class_names = seen[6:]
-        self.test_sets = [EvalSet("unseen", self.test_names)]
+        self.class_space = ClassSpace(seen[:6], seen[6:], [EvalSet("unseen", self.test_names)])
         self.per_class = per_class
         self.batch_size = batch_size
 
     def train_dataloader(self) -> DataLoader:
-        dataset = ColourClips(self.train_class_names, self.per_class, 0)
+        dataset = ColourClips(self.class_space.train_classes, self.per_class, 0)
         world = self.trainer.world_size if self.trainer is not None else 1
         rank = self.trainer.global_rank if self.trainer is not None else 0
         sampler = EpochShuffleSampler(dataset, world, rank, seed=0)
@@ -287,7 +286,7 @@ class ColourData(L.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        dataset = ColourClips(self.val_class_names, self.per_class, 1)
+        dataset = ColourClips(self.class_space.val_classes, self.per_class, 1)
         return DataLoader(dataset, 8, collate_fn=collate_skip)
 
     def test_dataloader(self) -> list[DataLoader]:
@@ -353,8 +352,9 @@ class SaveRankResult(L.Callback):
         self.faults = faults
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: AURLModule) -> None:
+        (guard,) = [cb for cb in trainer.callbacks if isinstance(cb, NonFiniteGuard)]
         result = {
-            "nonfinite_steps": pl_module.nonfinite_steps,
+            "nonfinite_steps": guard.nonfinite_steps,
             "global_step": trainer.global_step,
             "params": {k: p.detach().clone() for k, p in pl_module.named_parameters()},
             "before": self.faults.before,
@@ -384,7 +384,7 @@ def _ddp_nonfinite_main(out_dir: str) -> None:
         enable_model_summary=False,
         use_distributed_sampler=False,
         limit_val_batches=0,
-        callbacks=[faults, SaveRankResult(out, faults)],
+        callbacks=[faults, NonFiniteGuard(), SaveRankResult(out, faults)],
     )
     trainer.fit(module, datamodule=ColourData(per_class=4, batch_size=4))
 

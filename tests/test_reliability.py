@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,12 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from aurl.callbacks import (
+    NonFiniteGuard,
+    RandomStateCheckpoint,
+    ResumeSchedule,
+    SkippedVideoCounter,
+)
 from aurl.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from aurl.module import AURLModule
 from data_modules.datamodule import ZeroShotDataModule
@@ -52,8 +59,22 @@ KINDS_FOR_ANYONE = [kind for kind in BAD_KINDS if kind != "unreadable"] + [DAMAG
 EPOCHS = 2
 
 
-def _trainer(tmp_path: Path, **kwargs: Any) -> L.Trainer:
+def _trainer(
+    tmp_path: Path,
+    callbacks: Sequence[L.Callback] = (),
+    max_nonfinite_steps: int = 5,
+    **kwargs: Any,
+) -> L.Trainer:
+    """A CPU trainer with the reliability callbacks the experiments list (after ``callbacks``,
+    so a fault injected at batch start is what the guard sees)."""
+    reliability = [
+        NonFiniteGuard(max_nonfinite_steps),
+        SkippedVideoCounter(),
+        RandomStateCheckpoint(),
+        ResumeSchedule(),
+    ]
     defaults: dict[str, Any] = dict(
+        callbacks=[*callbacks, *reliability],
         default_root_dir=tmp_path,
         accelerator="cpu",
         devices=1,
@@ -186,6 +207,11 @@ def _assert_same_state(before: dict[str, torch.Tensor], after: dict[str, torch.T
     assert not changed, f"a skipped step changed {changed}"
 
 
+def _guard(trainer: L.Trainer) -> NonFiniteGuard:
+    (guard,) = [cb for cb in trainer.callbacks if isinstance(cb, NonFiniteGuard)]
+    return guard
+
+
 def _checkpointing_trainer(tmp_path: Path, faults: Faults, **kwargs: Any) -> L.Trainer:
     every_step = ModelCheckpoint(
         dirpath=tmp_path / "checkpoints",
@@ -195,7 +221,7 @@ def _checkpointing_trainer(tmp_path: Path, faults: Faults, **kwargs: Any) -> L.T
     )
     return _trainer(
         tmp_path,
-        callbacks=[faults, every_step],
+        [faults, every_step],
         enable_checkpointing=True,
         plugins=[AtomicCheckpointIO()],
         limit_val_batches=0,
@@ -221,11 +247,12 @@ def test_nan_batch_is_skipped_training_goes_on_and_checkpoints_stay_finite(
     module = tiny_module(tmp_path / "cache", weight_decay=1e-2)
     trainer = _checkpointing_trainer(tmp_path, faults)
     data = ColourData()
-    with caplog.at_level(logging.WARNING, logger="aurl.module"):
+    guard_log = "aurl.callbacks.nonfinite_guard"
+    with caplog.at_level(logging.WARNING, logger=guard_log):
         trainer.fit(module, datamodule=data)
 
-    assert module.nonfinite_steps == 1 and trainer.global_step == 12
-    (warning,) = [r.getMessage() for r in caplog.records if r.name == "aurl.module"]
+    assert _guard(trainer).nonfinite_steps == 1 and trainer.global_step == 12
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == guard_log]
     assert "non-finite loss" in warning and "at step 2: step skipped" in warning
     # The skipped step left weights, BatchNorm statistics and momentum exactly as they were
     # (a zero-gradient step would still apply weight decay and momentum).
@@ -247,10 +274,10 @@ def test_nan_batch_is_skipped_training_goes_on_and_checkpoints_stay_finite(
 def test_consecutive_nonfinite_limit_counts_only_unbroken_runs(tmp_path: Path) -> None:
     # Two runs of two NaN steps, a finite step between them: within max_nonfinite_steps=2.
     faults = Faults(nan_steps={1: [0], 2: [0], 4: [0], 5: [0]})
-    module = tiny_module(tmp_path / "cache", max_nonfinite_steps=2)
-    trainer = _checkpointing_trainer(tmp_path, faults, max_epochs=1)
+    module = tiny_module(tmp_path / "cache")
+    trainer = _checkpointing_trainer(tmp_path, faults, max_epochs=1, max_nonfinite_steps=2)
     trainer.fit(module, datamodule=ColourData())
-    assert module.nonfinite_steps == 4 and trainer.global_step == 6
+    assert _guard(trainer).nonfinite_steps == 4 and trainer.global_step == 6
     for step in (1, 2, 4, 5):
         _assert_same_state(faults.before[step], faults.after[step])
     assert _checkpoint_steps(tmp_path / "checkpoints") == list(range(1, 7))
@@ -258,8 +285,8 @@ def test_consecutive_nonfinite_limit_counts_only_unbroken_runs(tmp_path: Path) -
 
 def test_nonfinite_limit_zero_stops_at_the_first_one_with_a_clear_error(tmp_path: Path) -> None:
     faults = Faults(nan_steps={3: [0]})
-    module = tiny_module(tmp_path / "cache", max_nonfinite_steps=0)
-    trainer = _checkpointing_trainer(tmp_path, faults)
+    module = tiny_module(tmp_path / "cache")
+    trainer = _checkpointing_trainer(tmp_path, faults, max_nonfinite_steps=0)
     with pytest.raises(
         FloatingPointError,
         match=r"1 consecutive non-finite losses \(limit max_nonfinite_steps=0\)",
@@ -275,7 +302,7 @@ def test_a_batch_whose_videos_were_all_skipped_skips_the_step(tmp_path: Path) ->
     trainer = _checkpointing_trainer(tmp_path, faults, max_epochs=1)
     trainer.fit(module, datamodule=ColourData())
     _assert_same_state(faults.before[1], faults.after[1])
-    assert module.nonfinite_steps == 0 and trainer.global_step == 6
+    assert _guard(trainer).nonfinite_steps == 0 and trainer.global_step == 6
     rows = read_metrics_csv(Path(trainer.logger.log_dir) / "metrics.csv")
     assert logged_per_epoch(rows, "train/skipped_videos") == {0: 4.0}
 
@@ -394,7 +421,7 @@ def _synthetic_fit(
     checkpoints = ModelCheckpoint(dirpath=root, save_top_k=-1, save_last=True)
     trainer = _trainer(
         root,
-        callbacks=[checkpoints, *callbacks],
+        [checkpoints, *callbacks],
         logger=False,
         enable_checkpointing=True,
         limit_val_batches=0,
@@ -457,7 +484,11 @@ def _resume_overrides(path: Path, synthetic_root: Path) -> Path:
                         "save_top_k": -1,
                         "save_last": True,
                     },
-                }
+                },
+                *(
+                    {"class_path": f"aurl.callbacks.{name}"}
+                    for name in ("NonFiniteGuard", "RandomStateCheckpoint", "ResumeSchedule")
+                ),
             ],
         },
         "model": {
