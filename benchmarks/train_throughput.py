@@ -45,10 +45,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from aurl.callbacks import NonFiniteGuard
 from aurl.class_generator import ClassGenerator
+from aurl.class_space import ClassSpace
 from aurl.losses import AURLLoss
 from aurl.module import AURLModule
-from aurl.optim import build_optimizer, build_warmup_cosine
+from aurl.optim import create_optimizer, create_warmup_cosine
 from aurl.text_encoders import RandomTextEncoder
 from aurl.towers import SemanticTower, VisualTower
 from benchmarks.common import (
@@ -226,9 +228,7 @@ class BenchData(L.LightningDataModule):
 
     def __init__(self, names: list[str], batches: Sequence[dict[str, Any]], steps: int) -> None:
         super().__init__()
-        self.train_class_names = names
-        self.val_class_names = names
-        self.test_sets: list[Any] = []
+        self.class_space = ClassSpace(names, [])
         self.batches = batches
         self.steps = steps
 
@@ -291,7 +291,7 @@ def run_trainer(
     Returns:
         ``seconds`` of the timed steps, ``steps_per_s``, ``clips_per_s``, every step's loss,
         ``peak_memory_mib`` (CUDA only, else None), ``fit_seconds`` (the whole ``fit`` call,
-        set-up included) and ``nonfinite_steps`` (skipped by the module).
+        set-up included) and ``nonfinite_steps`` (skipped by :class:`NonFiniteGuard`).
     """
     _start(device)
     components = build_components(setup, seed)
@@ -309,6 +309,7 @@ def run_trainer(
             channels_last=channels_last,
             embedding_cache_dir=f"{root}/embeddings",
         )
+        guard = NonFiniteGuard()  # listed by every experiment
         trainer = L.Trainer(
             accelerator=device.type,
             devices=[device.index or 0] if device.type == "cuda" else 1,
@@ -323,7 +324,7 @@ def run_trainer(
             enable_model_summary=False,
             use_distributed_sampler=False,
             benchmark=device.type == "cuda",
-            callbacks=[timer],
+            callbacks=[timer, guard],
             default_root_dir=root,
         )
         start = time.perf_counter()
@@ -331,8 +332,8 @@ def run_trainer(
         fit_seconds = time.perf_counter() - start
     peak = cuda_peak_mib(device) if device.type == "cuda" else None
     record = _record(setup, timer.end - timer.start, timer.losses, peak)
-    # The module skips a step whose loss is not finite, which would make it look faster.
-    return {**record, "fit_seconds": fit_seconds, "nonfinite_steps": module.nonfinite_steps}
+    # The guard skips a step whose loss is not finite, which would make it look faster.
+    return {**record, "fit_seconds": fit_seconds, "nonfinite_steps": guard.nonfinite_steps}
 
 
 def run_plain(
@@ -355,9 +356,9 @@ def run_plain(
         part.to(device).train()
     text = parts["text_encoder"].encode(class_names(setup)).to(device)  # (C, text_dim)
     params = [*visual.parameters(), *semantic.parameters(), *loss_fn.parameters()]
-    optimizer = build_optimizer(params, "sgd", LR, MOMENTUM, WEIGHT_DECAY)
+    optimizer = create_optimizer(params, "sgd", LR, MOMENTUM, WEIGHT_DECAY)
     warmup = max(1, round(WARMUP_EPOCHS * setup.steps))  # one epoch of `steps` batches
-    scheduler = build_warmup_cosine(optimizer, warmup, setup.steps)
+    scheduler = create_warmup_cosine(optimizer, warmup, setup.steps)
     losses: list[Tensor] = []
     t0 = float("nan")
     for i, batch in enumerate(batch_loader(batches, setup.steps)):

@@ -13,12 +13,11 @@ from data_modules.datasets import (
     VideoFolder,
     collate_skip,
 )
-from data_modules.protocol import EvalSet, half_class_splits, remove_overlap
+from data_modules.protocol import half_class_splits, remove_overlap
 
 __all__ = [
     "HMDB51",
     "UCF101",
-    "EvalSet",
     "Kinetics700",
     "SyntheticActions",
     "VideoCatalog",

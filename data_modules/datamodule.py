@@ -10,8 +10,8 @@ The class bookkeeping, done once in ``setup`` and identical on every rank:
    never influence model selection (the original code selected on the test sets).
 3. Training classes: the rest. With ``gzsl``, a seeded ``gzsl_video_fraction`` of each training
    class's videos is held out too, as the seen-class test videos of the generalised sets.
-4. Test sets: one :class:`~data_modules.protocol.EvalSet` per target (plus one generalised set
-   per target with ``gzsl``), in ``test_sets`` order, one test dataloader each.
+4. Test sets: one :class:`~aurl.class_space.EvalSet` per target (plus one generalised set
+   per target with ``gzsl``), in ``class_space.test_sets`` order, one test dataloader each.
 
 DDP: training uses :class:`~data_modules.samplers.EpochShuffleSampler` (a different shard per
 rank, reshuffled every epoch from ``seed``); evaluation uses
@@ -37,11 +37,11 @@ import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from aurl.class_space import ClassSpace, EvalSet
 from aurl.text_encoders import ClassEmbeddingCache, TextEncoder
 from data_modules.clip_sampling import make_clip_sampler
 from data_modules.datasets import VideoCatalog, VideoClipDataset, collate_skip
 from data_modules.protocol import (
-    EvalSet,
     OverlapResult,
     build_gzsl_class_names,
     half_class_split_indices,
@@ -58,8 +58,9 @@ Samples = list[tuple[str, int]]
 class ZeroShotDataModule(LightningDataModule):
     """Streams clips for zero-shot training (source) and evaluation (targets).
 
-    After ``setup`` it exposes ``train_class_names``, ``val_class_names`` and ``test_sets``:
-    the labels of the train, val and each test dataloader index those class lists.
+    After ``setup`` its :class:`~aurl.class_space.ClassSpace` (``class_space``) names the
+    training, validation and test classes, which the labels of the train, val and each test
+    dataloader index; :class:`~aurl.module.AURLModule` receives it at its own ``setup``.
 
     Args:
         source: training catalog (e.g. ``Kinetics700`` or ``SyntheticActions(part="seen")``).
@@ -184,14 +185,18 @@ class ZeroShotDataModule(LightningDataModule):
         self.pin_memory = pin_memory
         self.num_half_splits = num_half_splits
 
-        self.train_class_names: list[str] = []
-        self.val_class_names: list[str] = []
-        self.test_sets: list[EvalSet] = []
+        self.class_space: ClassSpace | None = None
         self.overlap: OverlapResult | None = None
         self.train_samples: Samples = []
         self.val_samples: Samples = []
         self.test_samples: list[Samples] = []
         self._is_set_up = False
+
+    @property
+    def _space(self) -> ClassSpace:
+        if self.class_space is None:
+            raise RuntimeError("ZeroShotDataModule.setup() has not run: no class space yet")
+        return self.class_space
 
     def prepare_data(self) -> None:
         # Lightning runs this on one process per node before setup: generation happens once.
@@ -215,8 +220,8 @@ class ZeroShotDataModule(LightningDataModule):
         kept = set(self.overlap.kept)
         candidates = [i for i, name in enumerate(source_names) if name in kept]
         val_classes, train_classes = self._split_classes(candidates)
-        self.train_class_names = [source_names[i] for i in train_classes]
-        self.val_class_names = [source_names[i] for i in val_classes]
+        train_names = [source_names[i] for i in train_classes]
+        val_names = [source_names[i] for i in val_classes]
 
         by_class: dict[int, list[str]] = defaultdict(list)
         for path, label in self.source.samples:
@@ -228,7 +233,8 @@ class ZeroShotDataModule(LightningDataModule):
         if not self.train_samples:
             raise ValueError(f"source {self.source.name}: no training videos left")
 
-        self.test_sets, self.test_samples = [], []
+        test_sets: list[EvalSet] = []
+        self.test_samples = []
         for target in self.targets:
             half = None
             if self.protocol != "full":
@@ -237,7 +243,7 @@ class ZeroShotDataModule(LightningDataModule):
                 # The original splits sort the raw folder/label names, not the cleaned ones.
                 half = half_class_split_indices(target.raw_class_names, self.num_half_splits)
             names = list(target.class_names)
-            self.test_sets.append(
+            test_sets.append(
                 EvalSet(
                     target.name,
                     names,
@@ -250,31 +256,30 @@ class ZeroShotDataModule(LightningDataModule):
             self.test_samples.append(list(target.samples))
         if self.gzsl:
             for target in self.targets:
-                names, seen_mask = build_gzsl_class_names(
-                    self.train_class_names, target.class_names
-                )
-                offset = len(self.train_class_names)
+                names, seen_mask = build_gzsl_class_names(train_names, target.class_names)
+                offset = len(train_names)
                 attributes = _joint_attributes(
-                    self.source.class_attributes(self.train_class_names),
+                    self.source.class_attributes(train_names),
                     target.class_attributes(list(target.class_names)),
                 )
-                self.test_sets.append(
+                test_sets.append(
                     EvalSet(f"{target.name}_gzsl", names, None, seen_mask, attributes=attributes)
                 )
                 self.test_samples.append(gzsl_seen + [(p, y + offset) for p, y in target.samples])
         if calibration_seen:
-            names = self.train_class_names + self.val_class_names
-            offset = len(self.train_class_names)
-            seen_mask = [True] * offset + [False] * len(self.val_class_names)
-            self.test_sets.append(
+            names = train_names + val_names
+            offset = len(train_names)
+            seen_mask = [True] * offset + [False] * len(val_names)
+            test_sets.append(
                 EvalSet(f"{self.source.name}_calibration", names, None, seen_mask, True, True)
             )
             self.test_samples.append(
                 calibration_seen + [(p, y + offset) for p, y in self.val_samples]
             )
-        set_names = [s.name for s in self.test_sets]
+        set_names = [s.name for s in test_sets]
         if len(set(set_names)) != len(set_names):
             raise ValueError(f"target catalogs need distinct names, got {set_names}")
+        self.class_space = ClassSpace(train_names, val_names, test_sets)
         self._is_set_up = True
         if rank == 0:
             self._log_summary()
@@ -348,12 +353,12 @@ class ZeroShotDataModule(LightningDataModule):
             len(self.source.class_names),
             len(self.overlap.removed),
             self.overlap_tau,
-            len(self.val_class_names),
+            len(self._space.val_classes),
             len(self.val_samples),
-            len(self.train_class_names),
+            len(self._space.train_classes),
             len(self.train_samples),
         )
-        for eval_set, samples in zip(self.test_sets, self.test_samples, strict=True):
+        for eval_set, samples in zip(self._space.test_sets, self.test_samples, strict=True):
             logger.info(
                 "test set %s: %d classes, %d videos, protocol %s%s",
                 eval_set.name,
@@ -368,7 +373,7 @@ class ZeroShotDataModule(LightningDataModule):
         world, rank = _world()
         dataset = VideoClipDataset(
             self.train_samples,
-            self.train_class_names,
+            self._space.train_classes,
             make_clip_sampler("random", self.clip_len, self.train_clips, self.frame_stride),
             make_transform(self.transform, train=True, size=self.size),
             seed=self.seed,
@@ -386,19 +391,19 @@ class ZeroShotDataModule(LightningDataModule):
 
     def train_flip_labels(self) -> list[int]:
         """For each training label, the label of its mirrored videos (-1: never flipped)."""
-        index = {name: label for label, name in enumerate(self.train_class_names)}
-        mirrors = [self.source.mirror_class_name(name) for name in self.train_class_names]
+        index = {name: label for label, name in enumerate(self._space.train_classes)}
+        mirrors = [self.source.mirror_class_name(name) for name in self._space.train_classes]
         return [-1 if m is None else index.get(m, -1) for m in mirrors]
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         if not self.val_samples:
             return []
-        return self._eval_loader(self.val_samples, self.val_class_names, self.val_clips, True)
+        return self._eval_loader(self.val_samples, self._space.val_classes, self.val_clips, True)
 
     def test_dataloader(self) -> list[DataLoader]:
         return [
             self._eval_loader(samples, eval_set.class_names, self.test_clips, False)
-            for eval_set, samples in zip(self.test_sets, self.test_samples, strict=True)
+            for eval_set, samples in zip(self._space.test_sets, self.test_samples, strict=True)
         ]
 
     def _eval_loader(

@@ -1,4 +1,4 @@
-"""The zero-shot protocol: evaluation sets, the seeded 50% class splits and overlap removal."""
+"""The zero-shot protocol: the seeded 50% class splits, overlap removal and GZSL class lists."""
 
 from __future__ import annotations
 
@@ -20,57 +20,6 @@ logger = logging.getLogger(__name__)
 
 class _Encoder(Protocol):
     def encode(self, texts: list[str]) -> Tensor: ...
-
-
-@dataclass(frozen=True)
-class EvalSet:
-    """What the LightningModule needs to score one evaluation dataloader.
-
-    Attributes:
-        name: the set's name, used as the metric prefix (``test/ucf101/top1``).
-        class_names: candidate class names; the dataloader's labels index this list.
-        half_splits: the seeded 50% class subsets as indices into ``class_names`` (one list per
-            split), or None when only the full class set is evaluated.
-        seen_mask: for a generalised zero-shot set, ``seen_mask[i]`` is True when class ``i`` was
-            a training class (``class_names`` then holds seen + unseen candidates); else None.
-        report_full: whether the full class set is reported too (False for protocol "half").
-        attributes: for classes composed of named attributes (SyntheticActions' colour,
-            shape and motion), each attribute's value for every class, aligned with
-            ``class_names``; the module then reports per-attribute accuracy of the top-1.
-        calibration: a generalised set of *validation* data (held-out videos of training
-            classes as seen, validation classes as unseen) that chooses the calibrated-stacking
-            offset of the other generalised sets; never a test score.
-    """
-
-    name: str
-    class_names: list[str]
-    half_splits: list[list[int]] | None = None
-    seen_mask: list[bool] | None = None
-    report_full: bool = True
-    calibration: bool = False
-    attributes: dict[str, list[str]] | None = None
-
-    def __post_init__(self) -> None:
-        if len(set(self.class_names)) != len(self.class_names):
-            dupes = sorted({n for n in self.class_names if self.class_names.count(n) > 1})
-            raise ValueError(f"eval set {self.name!r} has duplicate class names: {dupes}")
-        n = len(self.class_names)
-        if self.seen_mask is not None and len(self.seen_mask) != n:
-            raise ValueError(
-                f"eval set {self.name!r}: seen_mask has {len(self.seen_mask)} entries "
-                f"for {n} classes"
-            )
-        for attribute, values in (self.attributes or {}).items():
-            if len(values) != n:
-                raise ValueError(
-                    f"eval set {self.name!r}: attribute {attribute!r} has {len(values)} values "
-                    f"for {n} classes"
-                )
-        if self.calibration and self.seen_mask is None:
-            raise ValueError(f"eval set {self.name!r}: a calibration set needs a seen_mask")
-        for split in self.half_splits or []:
-            if any(not 0 <= i < n for i in split):
-                raise ValueError(f"eval set {self.name!r}: a half split indexes outside {n}")
 
 
 def half_class_splits(class_names: Sequence[str], n_splits: int = 10) -> list[list[str]]:

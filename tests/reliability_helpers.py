@@ -20,18 +20,12 @@ import av
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from aurl.class_generator import ClassGenerator
-from aurl.losses import AURLLoss
+from aurl.callbacks import NonFiniteGuard
 from aurl.module import AURLModule
-from aurl.text_encoders import RandomTextEncoder
-from aurl.towers import SemanticTower, VisualTower
-from data_modules.datasets import Kinetics700, collate_skip
-from data_modules.protocol import EvalSet
-from data_modules.samplers import EpochShuffleSampler
+from data_modules.datasets import Kinetics700
 from data_modules.video_writer import write_video
-from tests.colour_clips import COLOURS, SHAPES, ColourClips
+from tests.tiny import ColourData, find_callback, tiny_module, tiny_trainer
 
 TEXT_DIM = 8
 # Frames of a good video; clips are CLIP_LEN frames, so a SHORT_FRAMES video loops.
@@ -221,24 +215,6 @@ def logged_per_epoch(rows: list[dict[str, float]], key: str) -> dict[int, float]
     return values
 
 
-def tiny_module(cache_dir: Path, **kwargs: Any) -> AURLModule:
-    """A narrow AURL model with random 8-d class-name embeddings (no model files needed)."""
-    defaults: dict[str, Any] = dict(
-        visual_tower=VisualTower(
-            "r2plus1d_narrow", {"widths": (4, 4, 8, 8)}, embed_dim=16, hidden_dim=16
-        ),
-        semantic_tower=SemanticTower(TEXT_DIM, fc_dim=16, hidden_dim=16, embed_dim=16),
-        loss=AURLLoss(),
-        text_encoder=RandomTextEncoder(dim=TEXT_DIM),
-        class_generator=ClassGenerator("pairwise", num_synthetic=4, seed=0),
-        lr=0.05,
-        warmup_epochs=0.5,
-        embedding_cache_dir=str(cache_dir),
-    )
-    defaults.update(kwargs)
-    return AURLModule(**defaults)
-
-
 def finite_report(checkpoint: dict[str, Any]) -> list[str]:
     """Names of the non-finite floating tensors of a checkpoint's weights and optimizer state."""
     bad = []
@@ -257,43 +233,6 @@ def finite_report(checkpoint: dict[str, Any]) -> list[str]:
     visit(checkpoint["state_dict"], "state_dict")
     visit(checkpoint.get("optimizer_states", []), "optimizer_states")
     return bad
-
-
-# --- in-memory zero-shot data -------------------------------------------------------------
-class ColourData(L.LightningDataModule):
-    """Seen colour-shape classes for training and validation, unseen ones for testing.
-
-    Training batches come from an :class:`EpochShuffleSampler` sharded over the DDP ranks.
-    """
-
-    def __init__(self, per_class: int = 4, batch_size: int = 4) -> None:
-        super().__init__()
-        names = [f"{c} {s}" for c in COLOURS for s in SHAPES]
-        self.test_names = ["red circle", "blue triangle", "yellow square", "green square"]
-        seen = [n for n in names if n not in self.test_names]
-        self.train_class_names = seen[:6]
-        self.val_class_names = seen[6:]
-        self.test_sets = [EvalSet("unseen", self.test_names)]
-        self.per_class = per_class
-        self.batch_size = batch_size
-
-    def train_dataloader(self) -> DataLoader:
-        dataset = ColourClips(self.train_class_names, self.per_class, 0)
-        world = self.trainer.world_size if self.trainer is not None else 1
-        rank = self.trainer.global_rank if self.trainer is not None else 0
-        sampler = EpochShuffleSampler(dataset, world, rank, seed=0)
-        return DataLoader(
-            dataset, self.batch_size, sampler=sampler, drop_last=True, collate_fn=collate_skip
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        dataset = ColourClips(self.val_class_names, self.per_class, 1)
-        return DataLoader(dataset, 8, collate_fn=collate_skip)
-
-    def test_dataloader(self) -> list[DataLoader]:
-        return [
-            DataLoader(ColourClips(self.test_names, self.per_class, 2), 8, collate_fn=collate_skip)
-        ]
 
 
 class Faults(L.Callback):
@@ -354,7 +293,7 @@ class SaveRankResult(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: AURLModule) -> None:
         result = {
-            "nonfinite_steps": pl_module.nonfinite_steps,
+            "nonfinite_steps": find_callback(trainer, NonFiniteGuard).nonfinite_steps,
             "global_step": trainer.global_step,
             "params": {k: p.detach().clone() for k, p in pl_module.named_parameters()},
             "before": self.faults.before,
@@ -371,20 +310,13 @@ def _ddp_nonfinite_main(out_dir: str) -> None:
     out = Path(out_dir)
     module = tiny_module(out / "cache")
     faults = Faults(nan_steps={1: [1]}, empty_steps={3: [0]})
-    trainer = L.Trainer(
-        accelerator="cpu",
+    trainer = tiny_trainer(
+        out,
+        [faults, SaveRankResult(out, faults)],
         devices=2,
         # Forked ranks skip a second import of torch and Lightning (seconds on a busy machine).
         strategy="ddp_fork",
-        max_epochs=2,
-        default_root_dir=out,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
         limit_val_batches=0,
-        callbacks=[faults, SaveRankResult(out, faults)],
     )
     trainer.fit(module, datamodule=ColourData(per_class=4, batch_size=4))
 

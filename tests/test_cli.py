@@ -237,8 +237,9 @@ def test_paper_recipe_fast_dev_run_on_tiny_layouts(
     # Overlap removal ran on the real Kinetics list: "playing cello" is also a UCF101 class.
     dm = cli.datamodule
     assert "playing cello" in dm.overlap.removed
-    assert "playing cello" not in dm.train_class_names + dm.val_class_names
-    assert len(dm.train_class_names) + len(dm.val_class_names) == 700 - len(dm.overlap.removed)
+    space = dm.class_space
+    assert "playing cello" not in space.train_classes + space.val_classes
+    assert len(space.train_classes) + len(space.val_classes) == 700 - len(dm.overlap.removed)
     rows = {
         row[0]: row[1:] for row in (line.split("\t") for line in report.read_text().splitlines())
     }

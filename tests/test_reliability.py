@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from aurl.callbacks import NonFiniteGuard
 from aurl.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from aurl.module import AURLModule
 from data_modules.datamodule import ZeroShotDataModule
@@ -32,7 +34,6 @@ from tests.reliability_helpers import (
     CLIP_LEN,
     DAMAGED,
     BatchRecorder,
-    ColourData,
     Corpus,
     Faults,
     build_kinetics_corpus,
@@ -40,9 +41,9 @@ from tests.reliability_helpers import (
     log_to_file,
     logged_per_epoch,
     read_metrics_csv,
-    tiny_module,
     warned_paths,
 )
+from tests.tiny import ColourData, find_callback, tiny_module, tiny_trainer
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE_CLASSES = ["abseiling", "archery", "juggling balls"]
@@ -52,22 +53,15 @@ KINDS_FOR_ANYONE = [kind for kind in BAD_KINDS if kind != "unreadable"] + [DAMAG
 EPOCHS = 2
 
 
-def _trainer(tmp_path: Path, **kwargs: Any) -> L.Trainer:
-    defaults: dict[str, Any] = dict(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        devices=1,
-        max_epochs=EPOCHS,
+def _trainer(tmp_path: Path, callbacks: Sequence[L.Callback] = (), **kwargs: Any) -> L.Trainer:
+    """The tiny trainer, logging every step to CSV (the tests read the logged counts)."""
+    return tiny_trainer(
+        tmp_path,
+        callbacks,
         logger=CSVLogger(tmp_path, name="csv"),
         log_every_n_steps=1,
-        num_sanity_val_steps=0,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
+        **{"max_epochs": EPOCHS, **kwargs},
     )
-    defaults.update(kwargs)
-    return L.Trainer(**defaults)
 
 
 # --- 1. corruption corpus ------------------------------------------------------------------
@@ -195,7 +189,7 @@ def _checkpointing_trainer(tmp_path: Path, faults: Faults, **kwargs: Any) -> L.T
     )
     return _trainer(
         tmp_path,
-        callbacks=[faults, every_step],
+        [faults, every_step],
         enable_checkpointing=True,
         plugins=[AtomicCheckpointIO()],
         limit_val_batches=0,
@@ -221,11 +215,14 @@ def test_nan_batch_is_skipped_training_goes_on_and_checkpoints_stay_finite(
     module = tiny_module(tmp_path / "cache", weight_decay=1e-2)
     trainer = _checkpointing_trainer(tmp_path, faults)
     data = ColourData()
-    with caplog.at_level(logging.WARNING, logger="aurl.module"):
+    guard_log = "aurl.callbacks.nonfinite_guard"
+    with caplog.at_level(logging.WARNING, logger=guard_log):
         trainer.fit(module, datamodule=data)
 
-    assert module.nonfinite_steps == 1 and trainer.global_step == 12
-    (warning,) = [r.getMessage() for r in caplog.records if r.name == "aurl.module"]
+    assert (
+        find_callback(trainer, NonFiniteGuard).nonfinite_steps == 1 and trainer.global_step == 12
+    )
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == guard_log]
     assert "non-finite loss" in warning and "at step 2: step skipped" in warning
     # The skipped step left weights, BatchNorm statistics and momentum exactly as they were
     # (a zero-gradient step would still apply weight decay and momentum).
@@ -247,10 +244,10 @@ def test_nan_batch_is_skipped_training_goes_on_and_checkpoints_stay_finite(
 def test_consecutive_nonfinite_limit_counts_only_unbroken_runs(tmp_path: Path) -> None:
     # Two runs of two NaN steps, a finite step between them: within max_nonfinite_steps=2.
     faults = Faults(nan_steps={1: [0], 2: [0], 4: [0], 5: [0]})
-    module = tiny_module(tmp_path / "cache", max_nonfinite_steps=2)
-    trainer = _checkpointing_trainer(tmp_path, faults, max_epochs=1)
+    module = tiny_module(tmp_path / "cache")
+    trainer = _checkpointing_trainer(tmp_path, faults, max_epochs=1, max_nonfinite_steps=2)
     trainer.fit(module, datamodule=ColourData())
-    assert module.nonfinite_steps == 4 and trainer.global_step == 6
+    assert find_callback(trainer, NonFiniteGuard).nonfinite_steps == 4 and trainer.global_step == 6
     for step in (1, 2, 4, 5):
         _assert_same_state(faults.before[step], faults.after[step])
     assert _checkpoint_steps(tmp_path / "checkpoints") == list(range(1, 7))
@@ -258,8 +255,8 @@ def test_consecutive_nonfinite_limit_counts_only_unbroken_runs(tmp_path: Path) -
 
 def test_nonfinite_limit_zero_stops_at_the_first_one_with_a_clear_error(tmp_path: Path) -> None:
     faults = Faults(nan_steps={3: [0]})
-    module = tiny_module(tmp_path / "cache", max_nonfinite_steps=0)
-    trainer = _checkpointing_trainer(tmp_path, faults)
+    module = tiny_module(tmp_path / "cache")
+    trainer = _checkpointing_trainer(tmp_path, faults, max_nonfinite_steps=0)
     with pytest.raises(
         FloatingPointError,
         match=r"1 consecutive non-finite losses \(limit max_nonfinite_steps=0\)",
@@ -275,7 +272,7 @@ def test_a_batch_whose_videos_were_all_skipped_skips_the_step(tmp_path: Path) ->
     trainer = _checkpointing_trainer(tmp_path, faults, max_epochs=1)
     trainer.fit(module, datamodule=ColourData())
     _assert_same_state(faults.before[1], faults.after[1])
-    assert module.nonfinite_steps == 0 and trainer.global_step == 6
+    assert find_callback(trainer, NonFiniteGuard).nonfinite_steps == 0 and trainer.global_step == 6
     rows = read_metrics_csv(Path(trainer.logger.log_dir) / "metrics.csv")
     assert logged_per_epoch(rows, "train/skipped_videos") == {0: 4.0}
 
@@ -392,12 +389,8 @@ def _synthetic_fit(
     )
     module = tiny_module(tmp_path / "cache")
     checkpoints = ModelCheckpoint(dirpath=root, save_top_k=-1, save_last=True)
-    trainer = _trainer(
-        root,
-        callbacks=[checkpoints, *callbacks],
-        logger=False,
-        enable_checkpointing=True,
-        limit_val_batches=0,
+    trainer = tiny_trainer(
+        root, [checkpoints, *callbacks], enable_checkpointing=True, limit_val_batches=0
     )
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     return module
@@ -457,7 +450,11 @@ def _resume_overrides(path: Path, synthetic_root: Path) -> Path:
                         "save_top_k": -1,
                         "save_last": True,
                     },
-                }
+                },
+                *(
+                    {"class_path": f"aurl.callbacks.{name}"}
+                    for name in ("NonFiniteGuard", "RandomStateCheckpoint", "ResumeSchedule")
+                ),
             ],
         },
         "model": {

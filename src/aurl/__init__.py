@@ -3,16 +3,20 @@
 The public API, by concept: towers (:class:`VisualTower`, :class:`SemanticTower`), losses
 (:class:`AURLLoss`, :class:`AlignOnlyLoss`, :func:`nce`), the :class:`ClassGenerator`, text
 encoders (:func:`create_text_encoder`), metrics (:mod:`aurl.metrics`, pure twins in
-:mod:`aurl.functional`) and the :class:`AURLModule` that wires them for Lightning.
+:mod:`aurl.functional`), the :class:`ClassSpace` a datamodule hands over, the
+:class:`AURLModule` that wires them for Lightning and the callbacks experiments list
+(:mod:`aurl.callbacks`).
 """
 
 from __future__ import annotations
 
 from aurl.backbones import create_backbone, list_backbones
 from aurl.class_generator import ClassGenerator
-from aurl.losses import AlignOnlyLoss, AURLLoss, nce
+from aurl.class_space import ClassSpace, EvalSet
+from aurl.functional import evaluate_zero_shot
+from aurl.losses import AlignOnlyLoss, AURLLoss, ZeroShotLoss, nce
 from aurl.metrics import Closeness, Dispersion, EmbeddingCollector, ZeroShotAccuracy
-from aurl.module import AURLModule, evaluate_zero_shot
+from aurl.module import AURLModule
 from aurl.text_encoders import ClassEmbeddingCache, create_text_encoder, list_text_encoders
 from aurl.towers import SemanticTower, VisualTower
 
@@ -24,12 +28,15 @@ __all__ = [
     "AlignOnlyLoss",
     "ClassEmbeddingCache",
     "ClassGenerator",
+    "ClassSpace",
     "Closeness",
     "Dispersion",
     "EmbeddingCollector",
+    "EvalSet",
     "SemanticTower",
     "VisualTower",
     "ZeroShotAccuracy",
+    "ZeroShotLoss",
     "create_backbone",
     "create_text_encoder",
     "evaluate_zero_shot",

@@ -16,9 +16,14 @@ float64).
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+log = logging.getLogger(__name__)
 
 _REDUCTIONS = ("min", "mean")
 
@@ -459,3 +464,141 @@ def confusion_matrix(video_embeddings: Tensor, class_embeddings: Tensor, labels:
     scores = _cosine_scores(video_embeddings, class_embeddings)  # (N, C)
     pairs = labels.long() * num_classes + scores.argmax(dim=1)  # (N,)
     return torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
+
+
+@dataclass
+class EvalResult:
+    """Embeddings and scores of one evaluation set, kept after a test epoch for plots."""
+
+    name: str
+    class_names: list[str]
+    video_embeddings: Tensor  # (N, D), L2-normalised
+    class_embeddings: Tensor  # (C, D), L2-normalised
+    labels: Tensor  # (N,)
+    metrics: dict[str, float]
+
+
+def evaluate_zero_shot(
+    video_embeddings: Tensor,
+    class_embeddings: Tensor,
+    labels: Tensor,
+    half_splits: list[list[int]] | None = None,
+    seen_mask: list[bool] | None = None,
+    calibration_gamma: float | None = None,
+    attributes: dict[str, list[str]] | None = None,
+) -> dict[str, float]:
+    """Zero-shot scores of one evaluation set from its collected embeddings.
+
+    Args:
+        video_embeddings: ``(N, D)`` L2-normalised video embeddings.
+        class_embeddings: ``(C, D)`` L2-normalised class-name embeddings.
+        labels: ``(N,)`` indices into the classes.
+        half_splits: class subsets (indices) of the 50% protocol; each split is scored with
+            only its videos and only its classes as candidates, reported as mean and std.
+        seen_mask: marks seen classes of a generalised zero-shot set; adds ``gzsl_seen``,
+            ``gzsl_unseen`` (top-1 among all classes) and their harmonic mean ``gzsl_h``.
+        calibration_gamma: with ``seen_mask``, the calibrated-stacking offset chosen on
+            validation data (:func:`aurl.select_calibration_gamma`); adds
+            ``gzsl_gamma`` and the calibrated ``gzsl_cal_seen``, ``gzsl_cal_unseen``,
+            ``gzsl_cal_h``.
+        attributes: each attribute's value per class (e.g. ``{"colour": [...]}``); adds
+            ``attr_<name>``, how often the top-1 class has the true class's value.
+
+    Returns:
+        ``top1``, ``top5`` (full set), ``closeness``, ``dispersion``, ``mean_centre_distance``,
+        and the protocol-specific scores above, as floats in [0, 1] (accuracies) or distances.
+    """
+    num_classes = class_embeddings.shape[0]
+    metrics = {
+        "top1": zero_shot_topk(video_embeddings, class_embeddings, labels, 1),
+        "top5": zero_shot_topk(video_embeddings, class_embeddings, labels, min(5, num_classes)),
+        "closeness": closeness(video_embeddings, labels),
+        "dispersion": dispersion(video_embeddings, labels),
+        "mean_centre_distance": mean_centre_distance(video_embeddings, labels),
+    }
+    metrics = {name: float(value) for name, value in metrics.items()}
+    scores = protocol_scores(
+        video_embeddings,
+        class_embeddings,
+        labels,
+        half_splits,
+        seen_mask,
+        calibration_gamma,
+        attributes,
+    )
+    return metrics | scores
+
+
+def protocol_scores(
+    video_embeddings: Tensor,
+    class_embeddings: Tensor,
+    labels: Tensor,
+    half_splits: list[list[int]] | None = None,
+    seen_mask: list[bool] | None = None,
+    calibration_gamma: float | None = None,
+    attributes: dict[str, list[str]] | None = None,
+) -> dict[str, float]:
+    """The scores of one evaluation set that need all its embeddings at once.
+
+    The arguments are those of :func:`evaluate_zero_shot`, which returns these scores with
+    top-1, top-5, Closeness and Dispersion (which :mod:`aurl.metrics` accumulates per batch).
+
+    Returns:
+        ``half_top1_mean``/``half_top1_std`` with ``half_splits``; the ``gzsl_*`` scores with
+        ``seen_mask`` (calibrated ones with ``calibration_gamma``); ``attr_<name>`` per
+        attribute; nothing else.
+    """
+    num_classes = class_embeddings.shape[0]
+    metrics: dict[str, Tensor] = {}
+    if half_splits:
+        scores = []
+        for split in half_splits:
+            classes = torch.as_tensor(split, device=labels.device)  # (C/2,)
+            keep = torch.isin(labels, classes)  # (N,)
+            if not keep.any():
+                continue  # a partial evaluation (limit_test_batches) saw none of its videos
+            remap = torch.full((num_classes,), -1, dtype=torch.long, device=labels.device)
+            remap[classes] = torch.arange(len(split), device=labels.device)
+            scores.append(
+                zero_shot_topk(
+                    video_embeddings[keep], class_embeddings[classes], remap[labels[keep]], 1
+                )
+            )
+        if len(scores) < len(half_splits):
+            log.warning(
+                "%d of %d 50%% splits had no videos",
+                len(half_splits) - len(scores),
+                len(half_splits),
+            )
+        stacked = torch.stack(scores) if scores else torch.full((1,), float("nan"))
+        metrics["half_top1_mean"] = stacked.mean()
+        metrics["half_top1_std"] = stacked.std(unbiased=False)
+    if seen_mask is not None:
+        seen = torch.as_tensor(seen_mask, device=labels.device)[labels]  # (N,)
+        parts = {}
+        for name, rows in (("gzsl_seen", seen), ("gzsl_unseen", ~seen)):
+            if rows.any():
+                parts[name] = zero_shot_topk(
+                    video_embeddings[rows], class_embeddings, labels[rows], 1
+                )
+            else:
+                log.warning("generalised zero-shot: no %s videos were evaluated", name[5:])
+                parts[name] = torch.tensor(float("nan"))
+        metrics.update(parts)
+        metrics["gzsl_h"] = harmonic_mean(parts["gzsl_seen"], parts["gzsl_unseen"])
+        if calibration_gamma is not None:
+            seen_t = torch.as_tensor(seen_mask, device=labels.device)  # (C,)
+            cal_seen, cal_unseen = gzsl_accuracies(
+                video_embeddings, class_embeddings, labels, seen_t, calibration_gamma
+            )
+            metrics["gzsl_gamma"] = torch.tensor(calibration_gamma)
+            metrics["gzsl_cal_seen"] = cal_seen
+            metrics["gzsl_cal_unseen"] = cal_unseen
+            metrics["gzsl_cal_h"] = harmonic_mean(cal_seen, cal_unseen)
+    for attribute, values in (attributes or {}).items():
+        ids = {value: k for k, value in enumerate(sorted(set(values)))}
+        class_values = torch.tensor([ids[v] for v in values], device=labels.device)  # (C,)
+        metrics[f"attr_{attribute}"] = attribute_accuracy(
+            video_embeddings, class_embeddings, labels, class_values
+        )
+    return {name: float(value) for name, value in metrics.items()}

@@ -64,7 +64,36 @@ def alignment_uniformity(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tenso
     return -target_logit.mean(), torch.logsumexp(logits, dim=1).mean()
 
 
-class AURLLoss(nn.Module):
+class ZeroShotLoss(nn.Module):
+    """What :class:`aurl.module.AURLModule` may ask of a loss, with do-nothing defaults.
+
+    ``forward(video_emb (B, D), class_emb (C, D), labels (B,), synthetic)`` returns a dict of
+    scalars whose ``"loss"`` is minimised; the other entries are logged as ``train/<name>``.
+    A loss with learnable state tied to the training classes overrides :meth:`setup_classes`
+    (called at fit setup, once the class space is known) and :meth:`parameter_groups`; one
+    that a class generator can mix exposes its visual class centres as ``centres``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.centres: Tensor | None = None  # (C, D) visual class centres, or None without any
+
+    def setup_classes(self, num_classes: int, embed_dim: int, class_embeddings: Tensor) -> None:
+        """Prepares the loss for ``num_classes`` training classes.
+
+        Args:
+            num_classes: number of training classes C.
+            embed_dim: embedding size D.
+            class_embeddings: ``(C, D)`` projected class-name embeddings of the untrained
+                semantic tower, in label order.
+        """
+
+    def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Optimiser parameter groups of the loss's own parameters (default: none apart)."""
+        return []
+
+
+class AURLLoss(ZeroShotLoss):
     """``w_s * L_S + w_c * L_C + w_us * L_US`` with learnable visual class centres.
 
     - ``L_S = nce(videos, class_emb, labels)``: videos against the seen classes' semantic
@@ -126,7 +155,8 @@ class AURLLoss(nn.Module):
             raise ValueError(f"centres_lr_mult must be > 0, got {centres_lr_mult}")
         self.centres_init = centres_init
         self.centres_lr_mult = centres_lr_mult
-        self.centres: nn.Parameter | None = None  # (C, D), see init_centres
+        # Evaluating or predicting from a checkpoint: centres of the saved shape, then filled.
+        self.register_load_state_dict_pre_hook(_allocate_saved_centres)
         self.scale = scale
         self.weight_s = weight_s
         self.weight_c = weight_c
@@ -146,7 +176,7 @@ class AURLLoss(nn.Module):
     ) -> None:
         """Creates the learnable centres ``W (C, D)`` as ``centres_init`` says.
 
-        The module calls this once the datamodule knows the training classes (the count after
+        Called by :meth:`setup_classes` once the training classes are known (the count after
         overlap removal and validation hold-out is rarely known when writing a config).
 
         Args:
@@ -176,9 +206,20 @@ class AURLLoss(nn.Module):
         device = self.centres.device if self.centres is not None else None
         self.centres = nn.Parameter(centres.to(device))  # (C, D)
 
-    def allocate_centres(self, num_classes: int, embed_dim: int) -> None:
-        """Creates uninitialised ``(C, D)`` centres, for a state dict to fill (checkpoints)."""
-        self.centres = nn.Parameter(torch.empty(num_classes, embed_dim))  # (C, D)
+    def setup_classes(self, num_classes: int, embed_dim: int, class_embeddings: Tensor) -> None:
+        """Creates the centres (:meth:`init_centres`) unless they exist, for ``num_classes``.
+
+        Raises:
+            ValueError: when existing centres (``num_classes`` given in the config) are for
+                another number of training classes.
+        """
+        if self.num_classes is None:
+            self.init_centres(num_classes, embed_dim, class_embeddings)
+        elif self.num_classes != num_classes:
+            raise ValueError(
+                f"loss.num_classes={self.num_classes} but the data has {num_classes} training "
+                "classes; leave model.loss.num_classes unset"
+            )
 
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
         """The loss's optimiser parameter groups: the centres at ``lr * centres_lr_mult``."""
@@ -227,7 +268,7 @@ class AURLLoss(nn.Module):
         return {"loss": loss, "l_s": l_s, "l_c": l_c, "l_us": l_us}
 
 
-class AlignOnlyLoss(nn.Module):
+class AlignOnlyLoss(ZeroShotLoss):
     """E2E-style regression of each video embedding onto its class embedding.
 
     ``loss = mean over (i, d) of (v_i / |v_i| - c_{y_i} / |c_{y_i}|)_d ** 2`` (``nn.MSELoss`` on
@@ -267,3 +308,12 @@ class AlignOnlyLoss(nn.Module):
         target = F.normalize(class_emb, dim=1)[labels]  # (B, D)
         l_align = F.mse_loss(F.normalize(video_emb, dim=1), target)
         return {"loss": l_align, "l_align": l_align}
+
+
+def _allocate_saved_centres(
+    loss: AURLLoss, state_dict: dict[str, Tensor], prefix: str, *args: Any
+) -> None:
+    """``load_state_dict`` pre-hook: centres not created yet take the saved ``(C, D)`` shape."""
+    saved = state_dict.get(prefix + "centres")
+    if loss.centres is None and saved is not None:
+        loss.centres = nn.Parameter(torch.empty_like(saved))  # (C, D), filled by the load

@@ -213,6 +213,20 @@ class _EmbeddingLabelStates(Metric):
         self.embeddings.append(embeddings.detach())
         self.labels.append(labels.detach().long())
 
+    def gathered(self) -> tuple[Tensor, Tensor]:
+        """Every update's ``(embeddings (N, D), labels (N,) int64)`` from every rank, in rank
+        order and each rank's in update order; empty ``(0, 0)`` and ``(0,)`` tensors before any
+        update. Under DDP this gathers like ``compute`` (every rank must call it)."""
+        with self.sync_context(dist_sync_fn=self.dist_sync_fn):
+            collected = self._collected()
+        return collected if collected is not None else self._empty()
+
+    def _empty(self) -> tuple[Tensor, Tensor]:
+        return (
+            torch.zeros(0, 0, device=self.device),
+            torch.zeros(0, dtype=torch.long, device=self.device),
+        )
+
     def _collected(self) -> tuple[Tensor, Tensor] | None:
         """All (embeddings (N, D), labels (N,)) so far, or None when there are none."""
         if isinstance(self.embeddings, list) and not self.embeddings:
@@ -231,9 +245,9 @@ class Closeness(_EmbeddingLabelStates):
     class centre, which is known only after the last sample. Its square expands into per-class
     sums (``sum_i ||e_i||^2 - n_c ||mu_c||^2``), but the square root of a per-sample quantity
     does not, so the mean of non-squared distances cannot be computed in one pass from sum states.
-    The metric therefore keeps every embedding (N x D per rank until ``compute``); where an
-    :class:`EmbeddingCollector` already holds the same data, calling
-    :func:`aurl.functional.closeness` on its output avoids the second copy.
+    The metric therefore keeps every embedding (N x D per rank until ``compute``), and hands
+    them out with :meth:`gathered`: one copy serves Closeness and the scores that need every
+    embedding (what :class:`aurl.module.AURLModule` does at test time).
 
     Args:
         **kwargs: passed to :class:`torchmetrics.Metric`.
@@ -266,9 +280,4 @@ class EmbeddingCollector(_EmbeddingLabelStates):
         """``(embeddings (N, D), labels (N,) int64)``; empty ``(0, 0)`` and ``(0,)`` tensors
         before any update."""
         collected = self._collected()
-        if collected is None:
-            return (
-                torch.zeros(0, 0, device=self.device),
-                torch.zeros(0, dtype=torch.long, device=self.device),
-            )
-        return collected
+        return collected if collected is not None else self._empty()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
+
+if TYPE_CHECKING:
+    import lightning as L
 
 
 def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -25,7 +28,7 @@ def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int) -> floa
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_optimizer(
+def create_optimizer(
     params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
     name: str = "sgd",
     lr: float = 0.05,
@@ -43,8 +46,24 @@ def build_optimizer(
     raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adamw'")
 
 
-def build_warmup_cosine(
+def create_warmup_cosine(
     optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
 ) -> LambdaLR:
     """A per-step scheduler applying :func:`warmup_cosine_factor`."""
     return LambdaLR(optimizer, lambda step: warmup_cosine_factor(step, warmup_steps, total_steps))
+
+
+def planned_steps(trainer: L.Trainer) -> tuple[int, int]:
+    """``(total optimiser steps of the fit, optimiser steps per epoch)`` of ``trainer``.
+
+    An epoch is a pass over the training loader, whether ``max_epochs`` or ``max_steps`` ends
+    the run; a loader without a length makes the whole run one "epoch". Call it from
+    ``configure_optimizers``.
+    """
+    total_steps = int(trainer.estimated_stepping_batches)
+    if trainer.train_dataloader is None:  # not loaded by the estimate when max_epochs=-1
+        trainer.fit_loop.setup_data()
+    batches = trainer.num_training_batches
+    if math.isinf(batches):
+        return total_steps, total_steps
+    return total_steps, max(1, math.ceil(batches / trainer.accumulate_grad_batches))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from tests.colour_clips import COLOURS, SHAPES, TEXT_DIM
+from tests.tiny import COLOURS, SHAPES, TEXT_DIM
 
 
 @pytest.fixture(scope="module")

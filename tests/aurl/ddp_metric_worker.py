@@ -41,7 +41,10 @@ def _run_scenario(scenario: dict, rank: int) -> dict[str, object]:
                 metric.update(batch, class_embeddings, batch_labels)
             else:
                 metric.update(batch, batch_labels)
-    return {name: metric.compute() for name, metric in metrics.items()}
+    results = {name: metric.compute() for name, metric in metrics.items()}
+    # What the module's test epoch uses: Closeness's own copy of the embeddings, gathered.
+    results["closeness_gathered"] = metrics["closeness"].gathered()
+    return results
 
 
 def _worker(rank: int, data_path: str, out_dir: str, port: int) -> None:

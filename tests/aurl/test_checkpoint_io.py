@@ -24,41 +24,37 @@ from aurl.checkpoint_io import (
     load_checkpoint,
     save_checkpoint,
 )
-from tests.aurl.test_module import (
-    TinyZeroShotData,
-    build_module,
-    make_trainer,
-)
+from tests.tiny import ColourData, tiny_module, tiny_trainer
 
 FIT = dict(max_epochs=1, limit_train_batches=2, limit_val_batches=1, num_sanity_val_steps=0)
 
 
 def fit(
     root: Path,
-    word_vectors: Path,
     save_last: bool | str = True,
     ckpt_path: str | None = None,
     extra_callbacks: tuple[L.Callback, ...] = (),
     **kwargs,
 ) -> L.Trainer:
     """Tiny epochs (2 steps each) with the atomic plugin and a ModelCheckpoint in root/ckpt."""
-    module = build_module(word_vectors, embedding_cache_dir=str(root / "cache"))
+    module = tiny_module(root / "cache")
     checkpoint = ModelCheckpoint(dirpath=root / "ckpt", save_last=save_last)
-    trainer = make_trainer(
+    trainer = tiny_trainer(
         root,
         plugins=[AtomicCheckpointIO()],
         callbacks=[checkpoint, *extra_callbacks],
+        enable_checkpointing=True,
         **{**FIT, **kwargs},
     )
-    trainer.fit(module, datamodule=TinyZeroShotData(), ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=ColourData(batch_size=8), ckpt_path=ckpt_path)
     return trainer
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, word_vectors: Path) -> tuple[Path, dict]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A fitted run's checkpoint folder and the live module's final state (read-only)."""
     root = tmp_path_factory.mktemp("run")
-    trainer = fit(root, word_vectors)
+    trainer = fit(root)
     return root / "ckpt", copy.deepcopy(trainer.lightning_module.state_dict())
 
 
@@ -75,7 +71,7 @@ def assert_state_equal(loaded: dict, expected: dict) -> None:
 
 @pytest.mark.parametrize("save_last", [True, "link"])
 def test_fit_writes_loadable_checkpoints_and_no_temp_files(
-    tmp_path: Path, word_vectors: Path, save_last: bool | str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, save_last: bool | str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     replaced = []
     real_replace = os.replace
@@ -87,7 +83,7 @@ def test_fit_writes_loadable_checkpoints_and_no_temp_files(
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", recording_replace)
-    trainer = fit(tmp_path, word_vectors, save_last=save_last)
+    trainer = fit(tmp_path, save_last=save_last)
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
     folder = tmp_path / "ckpt"
     assert sorted(p.name for p in folder.iterdir()) == ["epoch=0-step=2.ckpt", "last.ckpt"]
@@ -169,14 +165,14 @@ def test_missing_checkpoint_names_the_file(tmp_path: Path) -> None:
 
 
 def test_resuming_from_a_truncated_checkpoint_fails_clearly(
-    run: tuple[Path, dict], tmp_path: Path, word_vectors: Path
+    run: tuple[Path, dict], tmp_path: Path
 ) -> None:
     path = copy_last(run, tmp_path)
     path.write_bytes(path.read_bytes()[:1000])
-    module = build_module(word_vectors, embedding_cache_dir=str(tmp_path / "cache"))
-    trainer = make_trainer(tmp_path, plugins=[AtomicCheckpointIO()], **{**FIT, "max_epochs": 2})
+    module = tiny_module(tmp_path / "cache")
+    trainer = tiny_trainer(tmp_path, plugins=[AtomicCheckpointIO()], **{**FIT, "max_epochs": 2})
     with pytest.raises(CheckpointError, match=str(path)):
-        trainer.fit(module, datamodule=TinyZeroShotData(), ckpt_path=path)
+        trainer.fit(module, datamodule=ColourData(batch_size=8), ckpt_path=path)
 
 
 def test_hparams_outside_the_allowlist_fall_back_with_a_warning(
@@ -216,13 +212,13 @@ def test_failed_save_keeps_the_previous_checkpoint(
 
 
 def test_failed_save_during_fit_keeps_last_ckpt(
-    tmp_path: Path, word_vectors: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = fit(tmp_path, word_vectors)
+    first = fit(tmp_path)
     saved = copy.deepcopy(first.lightning_module.state_dict())
     monkeypatch.setattr(torch, "save", half_then_fail)
     with pytest.raises(OSError, match="No space left"):
-        fit(tmp_path, word_vectors, max_epochs=2, ckpt_path="last")
+        fit(tmp_path, max_epochs=2, ckpt_path="last")
     folder = tmp_path / "ckpt"
     assert sorted(p.name for p in folder.iterdir()) == ["epoch=0-step=2.ckpt", "last.ckpt"]
     checkpoint = load_checkpoint(folder / "last.ckpt")
@@ -265,9 +261,9 @@ def test_sigkill_mid_save_leaves_the_previous_checkpoint(tmp_path: Path) -> None
 
 
 def test_resume_through_the_plugin_restores_the_state(
-    tmp_path: Path, word_vectors: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = fit(tmp_path, word_vectors)
+    first = fit(tmp_path)
     saved = copy.deepcopy(first.lightning_module.state_dict())
     # What a save killed by SIGKILL leaves behind: "last" must not resolve to it.
     (tmp_path / "ckpt" / ".last.ckpt.0123456789ab.tmp").write_bytes(b"PK" + bytes(100))
@@ -285,9 +281,7 @@ def test_resume_through_the_plugin_restores_the_state(
         def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             restored.update(copy.deepcopy(pl_module.state_dict()))
 
-    trainer = fit(
-        tmp_path, word_vectors, max_epochs=2, ckpt_path="last", extra_callbacks=(StateAtStart(),)
-    )
+    trainer = fit(tmp_path, max_epochs=2, ckpt_path="last", extra_callbacks=(StateAtStart(),))
     assert loaded_from == ["last.ckpt"]
     assert_state_equal(restored, saved)
     assert trainer.current_epoch == 2

@@ -63,10 +63,13 @@ def test_metrics_accumulate_to_functional_value_on_concatenation(use_forward: bo
     assert_close(metrics["dispersion"].compute(), dispersion(x_all, y_all))
     assert_close(metrics["mean"].compute(), mean_centre_distance(x_all, y_all))
     assert_close(metrics["closeness"].compute(), closeness(x_all, y_all))
-    collected_x, collected_y = metrics["collector"].compute()
-    assert torch.equal(collected_x, x_all)
-    assert torch.equal(collected_y, y_all)
-    assert collected_y.dtype == torch.long
+    for collected_x, collected_y in (
+        metrics["collector"].compute(),
+        metrics["closeness"].gathered(),
+    ):
+        assert torch.equal(collected_x, x_all)
+        assert torch.equal(collected_y, y_all)
+        assert collected_y.dtype == torch.long
 
 
 def test_zero_shot_accuracy_counts_hits() -> None:
@@ -111,8 +114,8 @@ def test_compute_without_data() -> None:
     assert math.isnan(ZeroShotAccuracy().compute().item())
     assert math.isnan(Dispersion(4).compute().item())
     assert math.isnan(Closeness().compute().item())
-    x, y = EmbeddingCollector().compute()
-    assert x.shape == (0, 0) and y.shape == (0,) and y.dtype == torch.long
+    for x, y in (EmbeddingCollector().compute(), Closeness().gathered()):
+        assert x.shape == (0, 0) and y.shape == (0,) and y.dtype == torch.long
 
 
 def test_metric_validation() -> None:
@@ -219,7 +222,8 @@ def test_ddp_metrics_equal_single_process_on_union(
                 got[name],
                 value,
             )
-        collected_x, collected_y = got["collected"]
         # Gathered in rank order, each rank's batches in update order.
-        assert torch.equal(collected_x, x_all)
-        assert torch.equal(collected_y, y_all)
+        for key in ("collected", "closeness_gathered"):
+            collected_x, collected_y = got[key]
+            assert torch.equal(collected_x, x_all), key
+            assert torch.equal(collected_y, y_all), key

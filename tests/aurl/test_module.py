@@ -2,91 +2,38 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
-from aurl.class_generator import ClassGenerator
+from aurl.callbacks import NonFiniteGuard
+from aurl.functional import evaluate_zero_shot
 from aurl.losses import AlignOnlyLoss, AURLLoss
-from aurl.module import AURLModule, evaluate_zero_shot
+from aurl.module import AURLModule
 from aurl.text_encoders import create_text_encoder
 from aurl.towers import SemanticTower, VisualTower
-from data_modules.datasets import collate_skip
-from data_modules.protocol import EvalSet
-from tests.colour_clips import COLOURS, SHAPES, TEXT_DIM, ColourClips
+from tests.tiny import TEXT_DIM, ColourData, find_callback, tiny_module, tiny_trainer
+
+HALF_SPLITS = [[0, 1], [2, 3], [1, 3]]
 
 
-class TinyZeroShotData(L.LightningDataModule):
-    """Seen colour-shape classes for training and validation, unseen ones for testing."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        names = [f"{c} {s}" for c in COLOURS for s in SHAPES]
-        self.test_names = ["red circle", "blue triangle", "yellow square", "green square"]
-        seen = [n for n in names if n not in self.test_names]
-        self.train_class_names = seen[:6]
-        self.val_class_names = seen[6:]
-        self.test_sets = [
-            EvalSet("unseen", self.test_names, half_splits=[[0, 1], [2, 3], [1, 3]]),
-        ]
-
-    def _loader(self, names: list[str], shuffle: bool, seed: int) -> DataLoader:
-        return DataLoader(
-            ColourClips(names, 4, seed, size=32),
-            batch_size=8,
-            shuffle=shuffle,
-            drop_last=shuffle,
-            collate_fn=collate_skip,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_class_names, True, 0)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_class_names, False, 1)
-
-    def test_dataloader(self) -> list[DataLoader]:
-        return [self._loader(self.test_names, False, 2)]
+def colour_data() -> ColourData:
+    """24 training clips in batches of 8 (3 steps an epoch); 16 test clips with 50% splits."""
+    return ColourData(batch_size=8, size=32, half_splits=HALF_SPLITS)
 
 
-def build_module(word_vectors: Path, **kwargs) -> AURLModule:
-    defaults = dict(
-        visual_tower=VisualTower(
-            "r2plus1d_narrow", {"widths": (4, 4, 8, 8)}, embed_dim=16, hidden_dim=16
-        ),
-        semantic_tower=SemanticTower(TEXT_DIM, fc_dim=16, hidden_dim=16, embed_dim=16),
-        loss=AURLLoss(),
-        text_encoder=create_text_encoder("word2vec", path=str(word_vectors)),
-        class_generator=ClassGenerator("pairwise", num_synthetic=6, seed=0),
-        lr=0.05,
-        warmup_epochs=0.5,
-    )
-    defaults.update(kwargs)
-    return AURLModule(**defaults)
-
-
-def make_trainer(tmp_path: Path, **kwargs) -> L.Trainer:
-    defaults = dict(
-        default_root_dir=tmp_path,
-        max_epochs=2,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-    )
-    defaults.update(kwargs)
-    return L.Trainer(**defaults)
+def build_module(word_vectors: Path, **kwargs: Any) -> AURLModule:
+    """The tiny model with Word2Vec class names (a text model that loads, and is cached)."""
+    encoder = create_text_encoder("word2vec", path=str(word_vectors))
+    return tiny_module(kwargs.pop("cache_dir"), text_encoder=encoder, **kwargs)
 
 
 def test_fit_then_test_logs_every_metric(tmp_path: Path, word_vectors: Path) -> None:
-    module = build_module(word_vectors, embedding_cache_dir=str(tmp_path / "cache"))
-    data = TinyZeroShotData()
-    trainer = make_trainer(tmp_path)
+    module = build_module(word_vectors, cache_dir=tmp_path / "cache")
+    data = colour_data()
+    trainer = tiny_trainer(tmp_path)
     trainer.fit(module, datamodule=data)
     assert module.loss.centres.shape == (6, 16)  # created at setup from the datamodule
     logged = trainer.callback_metrics
@@ -101,9 +48,13 @@ def test_fit_then_test_logs_every_metric(tmp_path: Path, word_vectors: Path) -> 
     stored = module.test_results[0]
     assert stored.video_embeddings.shape == (16, 16)
     expected = evaluate_zero_shot(
-        stored.video_embeddings, stored.class_embeddings, stored.labels, [[0, 1], [2, 3], [1, 3]]
+        stored.video_embeddings, stored.class_embeddings, stored.labels, HALF_SPLITS
     )
-    assert results["test/unseen/top1"] == pytest.approx(expected["top1"])
+    # The streamed metrics (aurl.metrics) equal their pure twins on the gathered embeddings.
+    for name in ("top1", "top5", "closeness", "dispersion", "mean_centre_distance"):
+        assert results[f"test/unseen/{name}"] == pytest.approx(expected[name], abs=1e-6), name
+    for name in ("half_top1_mean", "half_top1_std"):
+        assert results[f"test/unseen/{name}"] == pytest.approx(expected[name]), name
 
 
 def test_training_updates_every_trainable_parameter(tmp_path: Path, word_vectors: Path) -> None:
@@ -112,12 +63,12 @@ def test_training_updates_every_trainable_parameter(tmp_path: Path, word_vectors
     module = build_module(
         word_vectors,
         loss=AURLLoss(centres_lr_mult=5.0),
-        embedding_cache_dir=str(tmp_path / "cache"),
+        cache_dir=tmp_path / "cache",
     )
-    data = TinyZeroShotData()
-    module.loss.init_centres(len(data.train_class_names), 16)
+    data = colour_data()
+    module.loss.init_centres(len(data.class_space.train_classes), 16)
     before = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
-    trainer = make_trainer(tmp_path, max_steps=2, limit_val_batches=0)
+    trainer = tiny_trainer(tmp_path, max_steps=2, limit_val_batches=0)
     trainer.fit(module, datamodule=data)
     after = dict(module.named_parameters())
     unchanged = [n for n, p in before.items() if torch.equal(p, after[n].detach())]
@@ -136,16 +87,16 @@ def test_semantic_centres_start_at_the_projected_class_names(
     module = build_module(
         word_vectors,
         loss=AURLLoss(centres_init="semantic"),
-        embedding_cache_dir=str(tmp_path / "cache"),
+        cache_dir=tmp_path / "cache",
     )
-    data = TinyZeroShotData()
-    trainer = make_trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    data = colour_data()
+    trainer = tiny_trainer(tmp_path, max_steps=1, limit_val_batches=0)
     trainer.strategy.connect(module)
     module.trainer = trainer
     trainer.datamodule = data
     module.setup("fit")
     module.semantic_tower.eval()
-    expected = module.embed_classes(data.train_class_names)  # (C, D)
+    expected = module.embed_classes(data.class_space.train_classes)  # (C, D)
     assert torch.allclose(module.loss.centres, expected, atol=1e-6)
 
 
@@ -178,16 +129,16 @@ def test_evaluate_zero_shot_against_a_manual_computation() -> None:
 
 def test_checkpoint_restores_centres_for_testing(tmp_path: Path, word_vectors: Path) -> None:
     cache = str(tmp_path / "cache")
-    module = build_module(word_vectors, embedding_cache_dir=cache)
-    trainer = make_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
-    data = TinyZeroShotData()
+    module = build_module(word_vectors, cache_dir=cache)
+    trainer = tiny_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
+    data = colour_data()
     trainer.fit(module, datamodule=data)
     ckpt = tmp_path / "model.ckpt"
     trainer.save_checkpoint(ckpt)
 
-    fresh = build_module(word_vectors, embedding_cache_dir=cache)
+    fresh = build_module(word_vectors, cache_dir=cache)
     assert fresh.loss.centres is None
-    tester = make_trainer(tmp_path)
+    tester = tiny_trainer(tmp_path)
     first = trainer.test(module, datamodule=data, verbose=False)[0]
     second = tester.test(fresh, datamodule=data, ckpt_path=str(ckpt), verbose=False)[0]
     assert torch.equal(fresh.loss.centres.detach(), module.loss.centres.detach())
@@ -205,10 +156,10 @@ def test_align_only_baseline_keeps_text_embeddings_fixed(
         semantic_tower=None,
         loss=AlignOnlyLoss(),
         class_generator=None,
-        embedding_cache_dir=str(tmp_path / "cache"),
+        cache_dir=tmp_path / "cache",
     )
-    trainer = make_trainer(tmp_path, max_epochs=1)
-    trainer.fit(module, datamodule=TinyZeroShotData())
+    trainer = tiny_trainer(tmp_path, max_epochs=1)
+    trainer.fit(module, datamodule=colour_data())
     assert "train/l_align" in trainer.callback_metrics
     assert not any(name.startswith("semantic_tower") for name, _ in module.named_parameters())
 
@@ -217,26 +168,26 @@ def test_text_dim_mismatch_is_a_clear_error(tmp_path: Path, word_vectors: Path) 
     module = build_module(
         word_vectors,
         semantic_tower=SemanticTower(TEXT_DIM + 1, fc_dim=16, hidden_dim=16, embed_dim=16),
-        embedding_cache_dir=str(tmp_path / "cache"),
+        cache_dir=tmp_path / "cache",
     )
     with pytest.raises(ValueError, match=r"semantic_tower.text_dim=9 .* 8-d"):
-        make_trainer(tmp_path).fit(module, datamodule=TinyZeroShotData())
+        tiny_trainer(tmp_path).fit(module, datamodule=colour_data())
 
 
 def test_cached_class_embeddings_never_load_the_text_model(
     tmp_path: Path, word_vectors: Path
 ) -> None:
     cache = str(tmp_path / "cache")
-    first = build_module(word_vectors, embedding_cache_dir=cache)
-    trainer = make_trainer(tmp_path / "a", max_epochs=1)
-    trainer.fit(first, datamodule=TinyZeroShotData())
-    trainer.test(first, datamodule=TinyZeroShotData())
+    first = build_module(word_vectors, cache_dir=cache)
+    trainer = tiny_trainer(tmp_path / "a", max_epochs=1)
+    trainer.fit(first, datamodule=colour_data())
+    trainer.test(first, datamodule=colour_data())
     assert first.text_encoder._vectors is not None  # the first run encoded the names
 
-    second = build_module(word_vectors, embedding_cache_dir=cache)
-    trainer = make_trainer(tmp_path / "b", max_epochs=1)
-    trainer.fit(second, datamodule=TinyZeroShotData())
-    trainer.test(second, datamodule=TinyZeroShotData())
+    second = build_module(word_vectors, cache_dir=cache)
+    trainer = tiny_trainer(tmp_path / "b", max_epochs=1)
+    trainer.fit(second, datamodule=colour_data())
+    trainer.test(second, datamodule=colour_data())
     assert second.text_encoder._vectors is None  # every class list came from the cache
 
 
@@ -244,9 +195,9 @@ def test_cached_class_embeddings_never_load_the_text_model(
 def test_warmup_counts_epochs_in_loader_batches_when_max_steps_ends_the_run(
     tmp_path: Path, word_vectors: Path, max_epochs: int, max_steps: int
 ) -> None:
-    module = build_module(word_vectors, embedding_cache_dir=str(tmp_path / "cache"))
-    trainer = make_trainer(tmp_path, max_epochs=max_epochs, max_steps=max_steps)
-    trainer.fit(module, datamodule=TinyZeroShotData())
+    module = build_module(word_vectors, cache_dir=tmp_path / "cache")
+    trainer = tiny_trainer(tmp_path, max_epochs=max_epochs, max_steps=max_steps)
+    trainer.fit(module, datamodule=colour_data())
     # 24 clips in batches of 8: 3 steps an epoch, so warmup_epochs=0.5 is round(1.5) = 2 steps.
     assert trainer.num_training_batches == 3 and trainer.global_step == max_steps
     factor = trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0]
@@ -256,10 +207,8 @@ def test_warmup_counts_epochs_in_loader_batches_when_max_steps_ends_the_run(
 def test_nonfinite_losses_are_skipped_then_stop_training(
     tmp_path: Path, word_vectors: Path
 ) -> None:
-    module = build_module(
-        word_vectors, embedding_cache_dir=str(tmp_path / "cache"), max_nonfinite_steps=2
-    )
-    data = TinyZeroShotData()
+    module = build_module(word_vectors, cache_dir=tmp_path / "cache")
+    data = colour_data()
     original = module.loss.forward
 
     def poisoned(*args, **kwargs):
@@ -269,6 +218,7 @@ def test_nonfinite_losses_are_skipped_then_stop_training(
 
     module.loss.forward = poisoned
     with pytest.raises(FloatingPointError, match="3 consecutive non-finite losses"):
-        make_trainer(tmp_path, max_epochs=3).fit(module, datamodule=data)
-    assert module.nonfinite_steps == 3
+        trainer = tiny_trainer(tmp_path, max_epochs=3, max_nonfinite_steps=2)
+        trainer.fit(module, datamodule=data)
+    assert find_callback(trainer, NonFiniteGuard).nonfinite_steps == 3
     assert all(torch.isfinite(p).all() for p in module.parameters())

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from aurl.optim import build_optimizer, build_warmup_cosine, warmup_cosine_factor
+from aurl.optim import create_optimizer, create_warmup_cosine, warmup_cosine_factor
 
 
 def test_warmup_is_linear_then_cosine_reaches_zero() -> None:
@@ -20,8 +20,8 @@ def test_warmup_is_linear_then_cosine_reaches_zero() -> None:
 
 def test_scheduler_drives_the_optimizer_per_step() -> None:
     param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = build_optimizer([param], "sgd", lr=0.1)
-    scheduler = build_warmup_cosine(optimizer, warmup_steps=2, total_steps=6)
+    optimizer = create_optimizer([param], "sgd", lr=0.1)
+    scheduler = create_warmup_cosine(optimizer, warmup_steps=2, total_steps=6)
     lrs = []
     for _ in range(6):
         lrs.append(optimizer.param_groups[0]["lr"])
@@ -34,11 +34,11 @@ def test_scheduler_drives_the_optimizer_per_step() -> None:
 
 def test_optimizer_choices() -> None:
     param = torch.nn.Parameter(torch.zeros(1))
-    sgd = build_optimizer([param], "sgd", lr=0.05, momentum=0.9, weight_decay=1e-4)
+    sgd = create_optimizer([param], "sgd", lr=0.05, momentum=0.9, weight_decay=1e-4)
     assert isinstance(sgd, torch.optim.SGD)
     assert sgd.defaults["momentum"] == 0.9 and sgd.defaults["weight_decay"] == 1e-4
-    assert isinstance(build_optimizer([param], "adamw", lr=1e-3), torch.optim.AdamW)
+    assert isinstance(create_optimizer([param], "adamw", lr=1e-3), torch.optim.AdamW)
     with pytest.raises(ValueError, match="unknown optimizer 'adam'"):
-        build_optimizer([param], "adam")
+        create_optimizer([param], "adam")
     with pytest.raises(ValueError, match="total_steps"):
         warmup_cosine_factor(0, 1, 0)

@@ -92,29 +92,35 @@ def _folder_class(path: str) -> str:
 def test_class_lists_and_batch_shapes(folders) -> None:
     dm = _datamodule(folders, protocol="both", test_clips=2)
     dm.setup("fit")
-    assert len(dm.val_class_names) == 2 and len(dm.train_class_names) == 6
-    assert sorted(dm.train_class_names + dm.val_class_names) == SOURCE_CLASSES
-    assert dm.train_class_names == [c for c in SOURCE_CLASSES if c in dm.train_class_names]
+    assert len(dm.class_space.val_classes) == 2 and len(dm.class_space.train_classes) == 6
+    assert sorted(dm.class_space.train_classes + dm.class_space.val_classes) == SOURCE_CLASSES
+    assert dm.class_space.train_classes == [
+        c for c in SOURCE_CLASSES if c in dm.class_space.train_classes
+    ]
 
     batch = next(iter(dm.train_dataloader()))
     assert batch["video"].shape == (4, 3, 4, 32, 32) and batch["label"].dtype == torch.long
     for path, label, name in zip(batch["path"], batch["label"], batch["class_name"], strict=True):
-        assert _folder_class(path) == dm.train_class_names[label] == name
+        assert _folder_class(path) == dm.class_space.train_classes[label] == name
     assert batch["skipped"] == []
     train_paths = [p for b in dm.train_dataloader() for p in b["path"]]
     assert len(train_paths) == 16  # 18 videos, the last incomplete batch dropped
-    assert {_folder_class(p) for p in train_paths} <= set(dm.train_class_names)
+    assert {_folder_class(p) for p in train_paths} <= set(dm.class_space.train_classes)
 
     val_batches = list(dm.val_dataloader())
     val_paths = [p for b in val_batches for p in b["path"]]
     assert sorted(val_paths) == sorted(
-        str(folders["source"] / c / f"{i}.mp4") for c in dm.val_class_names for i in range(3)
+        str(folders["source"] / c / f"{i}.mp4")
+        for c in dm.class_space.val_classes
+        for i in range(3)
     )
     for b in val_batches:
         assert b["video"].shape[1:] == (3, 4, 32, 32)
-        assert [dm.val_class_names[y] for y in b["label"]] == [_folder_class(p) for p in b["path"]]
+        assert [dm.class_space.val_classes[y] for y in b["label"]] == [
+            _folder_class(p) for p in b["path"]
+        ]
 
-    (test_set,) = dm.test_sets
+    (test_set,) = dm.class_space.test_sets
     assert test_set.name == "target" and test_set.seen_mask is None and test_set.report_full
     assert test_set.class_names == ["knitting", "playing cello", "rowing", "skiing", "swimming"]
     # The 50% splits follow the original recipe over the sorted raw (folder) names.
@@ -134,17 +140,23 @@ def test_class_lists_and_batch_shapes(folders) -> None:
 def test_protocols(folders) -> None:
     full = _datamodule(folders, protocol="full")
     full.setup("test")
-    assert full.test_sets[0].half_splits is None and full.test_sets[0].report_full
+    assert (
+        full.class_space.test_sets[0].half_splits is None
+        and full.class_space.test_sets[0].report_full
+    )
     half = _datamodule(folders, protocol="half")
     half.setup("test")
-    assert len(half.test_sets[0].half_splits) == 10 and not half.test_sets[0].report_full
+    assert (
+        len(half.class_space.test_sets[0].half_splits) == 10
+        and not half.class_space.test_sets[0].report_full
+    )
 
 
 def test_split_is_seeded(folders) -> None:
     def first_epoch(seed: int) -> tuple[list[str], list[str]]:
         dm = _datamodule(folders, seed=seed)
         dm.setup("fit")
-        return dm.val_class_names, [p for b in dm.train_dataloader() for p in b["path"]]
+        return dm.class_space.val_classes, [p for b in dm.train_dataloader() for p in b["path"]]
 
     assert first_epoch(0) == first_epoch(0)
     assert first_epoch(0)[1] != first_epoch(1)[1]
@@ -163,10 +175,10 @@ def test_validation_videos_can_be_capped_per_class(folders) -> None:
     full.setup("fit")
     capped = _datamodule(folders, max_val_videos_per_class=2)
     capped.setup("fit")
-    assert capped.val_class_names == full.val_class_names
-    assert len(capped.val_samples) == 2 * len(capped.val_class_names)
+    assert capped.class_space.val_classes == full.class_space.val_classes
+    assert len(capped.val_samples) == 2 * len(capped.class_space.val_classes)
     assert set(capped.val_samples) <= set(full.val_samples)
-    assert {y for _, y in capped.val_samples} == set(range(len(capped.val_class_names)))
+    assert {y for _, y in capped.val_samples} == set(range(len(capped.class_space.val_classes)))
 
 
 def test_overlap_removal_drops_source_classes_near_targets(folders, tmp_path: Path) -> None:
@@ -179,8 +191,8 @@ def test_overlap_removal_drops_source_classes_near_targets(folders, tmp_path: Pa
     # "playing cello" and "knitting" are target classes too; "playing violin" is 0.026 away.
     assert dm.overlap.removed == ["knitting", "playing cello", "playing violin"]
     kept = [c for c in SOURCE_CLASSES if c not in dm.overlap.removed]
-    assert sorted(dm.train_class_names + dm.val_class_names) == kept
-    assert len(dm.val_class_names) == 1
+    assert sorted(dm.class_space.train_classes + dm.class_space.val_classes) == kept
+    assert len(dm.class_space.val_classes) == 1
     rows = {r["source_class"]: r for r in csv.DictReader(report.open(), delimiter="\t")}
     assert rows["playing cello"]["nearest_target"] == "playing cello"
     assert [c for c, r in rows.items() if r["status"] == "removed"] == dm.overlap.removed
@@ -227,12 +239,12 @@ def test_gzsl_on_synthetic(tmp_path: Path) -> None:
     dm = _synthetic_datamodule(tmp_path, 3, val_fraction=0.0, gzsl_video_fraction=0.34)
     dm.prepare_data()
     dm.setup("fit")
-    assert dm.val_class_names == [] and dm.val_dataloader() == []
-    assert len(dm.train_class_names) == 6 and len(dm.train_samples) == 6 * 2
-    zsl, gzsl = dm.test_sets
+    assert dm.class_space.val_classes == [] and dm.val_dataloader() == []
+    assert len(dm.class_space.train_classes) == 6 and len(dm.train_samples) == 6 * 2
+    zsl, gzsl = dm.class_space.test_sets
     assert zsl.name == "synthetic_unseen" and len(zsl.class_names) == 2
     assert gzsl.name == "synthetic_unseen_gzsl"
-    assert gzsl.class_names == dm.train_class_names + zsl.class_names
+    assert gzsl.class_names == dm.class_space.train_classes + zsl.class_names
     assert gzsl.seen_mask == [True] * 6 + [False] * 2
     gzsl_samples = dm.test_samples[1]
     assert len(gzsl_samples) == 6 * 1 + 2 * 3
@@ -248,7 +260,7 @@ def test_gzsl_on_synthetic(tmp_path: Path) -> None:
     dm.hflip = True
     expected = [
         -1 if name.endswith("moving left") else label
-        for label, name in enumerate(dm.train_class_names)
+        for label, name in enumerate(dm.class_space.train_classes)
     ]
     assert dm.train_flip_labels() == expected
     assert dm.train_dataloader().dataset.flip_labels == expected
@@ -323,7 +335,7 @@ def _ddp_worker(rank: int, world: int, folders: dict[str, str], out: str) -> Non
         loader.sampler.set_epoch(epoch)
         train.append([p for b in loader for p in b["path"]])
     test = [p for b in dm.test_dataloader()[0] for p in b["path"]]
-    result = {"train": train, "test": test, "classes": dm.train_class_names}
+    result = {"train": train, "test": test, "classes": dm.class_space.train_classes}
     Path(out, f"rank{rank}.json").write_text(json.dumps(result))
     torch.distributed.destroy_process_group()
 
@@ -356,15 +368,15 @@ def test_gzsl_calibration_set_is_validation_data_apart_from_every_other_set(
     dm = _synthetic_datamodule(tmp_path, 6, val_fraction=0.34)
     dm.prepare_data()
     dm.setup("fit")
-    assert len(dm.val_class_names) == 2 and len(dm.train_class_names) == 4
-    zsl, gzsl, calibration = dm.test_sets
+    assert len(dm.class_space.val_classes) == 2 and len(dm.class_space.train_classes) == 4
+    zsl, gzsl, calibration = dm.class_space.test_sets
     for eval_set in (zsl, gzsl):  # synthetic class names carry their attributes
         for k, name in enumerate(eval_set.class_names):
             parts = [eval_set.attributes[a][k] for a in ("colour", "shape", "motion")]
             assert " ".join(parts) == name
     assert calibration.calibration and not gzsl.calibration
     assert calibration.name == "synthetic_seen_calibration"
-    assert calibration.class_names == dm.train_class_names + dm.val_class_names
+    assert calibration.class_names == dm.class_space.train_classes + dm.class_space.val_classes
     assert calibration.seen_mask == [True] * 4 + [False] * 2
     samples = dm.test_samples[2]
     seen = [p for p, y in samples if y < 4]
@@ -378,6 +390,9 @@ def test_gzsl_calibration_set_is_validation_data_apart_from_every_other_set(
     assert len(dm.train_samples) == 4 * (6 - 1 - 1)
     off = _synthetic_datamodule(tmp_path, 6, val_fraction=0.34, gzsl_calibration_fraction=0.0)
     off.setup("fit")
-    assert [s.name for s in off.test_sets] == ["synthetic_unseen", "synthetic_unseen_gzsl"]
+    assert [s.name for s in off.class_space.test_sets] == [
+        "synthetic_unseen",
+        "synthetic_unseen_gzsl",
+    ]
     # The GZSL test videos do not depend on whether calibration videos are held out.
     assert off.test_samples[1] == dm.test_samples[1]

@@ -15,7 +15,6 @@ from aurl.class_names import clean_class_names
 from aurl.text_encoders import create_text_encoder
 from data_modules.datasets import CLASS_LISTS, read_class_list
 from data_modules.protocol import (
-    EvalSet,
     build_gzsl_class_names,
     half_class_split_indices,
     half_class_splits,
@@ -94,17 +93,7 @@ def test_half_splits_reject_duplicates() -> None:
         half_class_splits(["a", "b", "a"])
 
 
-# --- evaluation sets -----------------------------------------------------------------------
-def test_eval_set_validation() -> None:
-    EvalSet("ok", ["a", "b"], [[1]], [True, False])
-    with pytest.raises(ValueError, match="duplicate"):
-        EvalSet("dup", ["a", "a"])
-    with pytest.raises(ValueError, match="seen_mask"):
-        EvalSet("mask", ["a", "b"], seen_mask=[True])
-    with pytest.raises(ValueError, match="half split"):
-        EvalSet("split", ["a", "b"], half_splits=[[2]])
-
-
+# --- GZSL class lists ----------------------------------------------------------------------
 def test_gzsl_class_names() -> None:
     names, mask = build_gzsl_class_names(["run", "jump"], ["swim"])
     assert names == ["run", "jump", "swim"] and mask == [True, True, False]
