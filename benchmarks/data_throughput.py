@@ -23,7 +23,7 @@ frames are compared with ours before timing. The readers run with one torch thre
 DataLoader workers: with more, pytorchvideo's ``torch.stack`` of the frames runs an OpenMP
 parallel region, which on a busy machine can cost more than the decoding (``--reader-threads``).
 
-Then the DataLoader's clips/s over a :class:`data_modules.datasets.VideoClipDataset` (a random
+Then the DataLoader's clips/s over a :class:`data_modules.clip_dataset.VideoClipDataset` (a random
 16-frame clip per item, resized to 112x112), with 0 and 2 workers, each pass in a fresh process
 so that its peak memory is its own.
 
@@ -65,8 +65,8 @@ from benchmarks.common import (
     summarize,
     write_results,
 )
+from data_modules.clip_dataset import VideoClipDataset, collate_skip
 from data_modules.clip_sampling import make_clip_sampler
-from data_modules.datasets import VideoClipDataset, collate_skip
 from data_modules.transforms import make_transform
 from data_modules.video_reader import probe_video, read_clip
 

@@ -38,8 +38,9 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from aurl.text_encoders import ClassEmbeddingCache, TextEncoder
+from data_modules.clip_dataset import VideoClipDataset, collate_skip
 from data_modules.clip_sampling import make_clip_sampler
-from data_modules.datasets import VideoCatalog, VideoClipDataset, collate_skip
+from data_modules.datasets import VideoCatalog
 from data_modules.protocol import (
     EvalSet,
     OverlapResult,

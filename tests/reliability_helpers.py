@@ -27,7 +27,8 @@ from aurl.losses import AURLLoss
 from aurl.module import AURLModule
 from aurl.text_encoders import RandomTextEncoder
 from aurl.towers import SemanticTower, VisualTower
-from data_modules.datasets import Kinetics700, collate_skip
+from data_modules.clip_dataset import collate_skip
+from data_modules.datasets import Kinetics700
 from data_modules.protocol import EvalSet
 from data_modules.samplers import EpochShuffleSampler
 from data_modules.video_writer import write_video

@@ -14,7 +14,7 @@ from aurl.losses import AlignOnlyLoss, AURLLoss
 from aurl.module import AURLModule, evaluate_zero_shot
 from aurl.text_encoders import create_text_encoder
 from aurl.towers import SemanticTower, VisualTower
-from data_modules.datasets import collate_skip
+from data_modules.clip_dataset import collate_skip
 from data_modules.protocol import EvalSet
 from tests.colour_clips import COLOURS, SHAPES, TEXT_DIM, ColourClips
 

@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
+from data_modules.clip_dataset import VideoClipDataset, collate_skip
 from data_modules.clip_sampling import make_clip_sampler
-from data_modules.datasets import VideoClipDataset, collate_skip
 from data_modules.samplers import DistributedEvalSampler, EpochShuffleSampler
 from data_modules.transforms import make_transform
 from data_modules.video_writer import write_video
