@@ -5,28 +5,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from aurl.paths import expand_path
 from data_modules.datasets.base import CatalogListing, VideoCatalog
 from data_modules.synthetic import (
-    DEFAULT_COLOURS,
-    DEFAULT_MOTIONS,
-    DEFAULT_NUM_FRAMES,
-    DEFAULT_SHAPES,
-    DEFAULT_VIDEOS_PER_CLASS,
     MIRRORED_MOTIONS,
     SyntheticManifest,
+    SyntheticSpec,
     generate_synthetic_actions,
     parse_class_name,
 )
+
+# The benchmark; every default below is one of its fields.
+_DEFAULT = SyntheticSpec()
 
 
 class SyntheticActions(VideoCatalog):
     """The embedded benchmark (``data_modules.synthetic``), generated once and cached.
 
     Generation happens in :meth:`prepare` (a LightningDataModule calls it from ``prepare_data``,
-    on one process) or on first listing; a cached folder is only checked.
+    on one process) or on first listing; a cached folder is only checked. The arguments from
+    ``colours`` to ``split_seed`` are the fields of :class:`data_modules.synthetic.SyntheticSpec`
+    (kept in ``spec``); their defaults are the benchmark's.
 
     Args:
         root: cache folder (None: ``data_modules.synthetic.default_cache_dir()``, i.e.
@@ -53,17 +54,17 @@ class SyntheticActions(VideoCatalog):
         self,
         root: str | Path | None = None,
         part: Literal["seen", "unseen", "all"] = "seen",
-        colours: Sequence[str] = DEFAULT_COLOURS,
-        shapes: Sequence[str] = DEFAULT_SHAPES,
-        motions: Sequence[str] = DEFAULT_MOTIONS,
-        videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
-        num_frames: int = DEFAULT_NUM_FRAMES,
-        size: int = 32,
-        fps: int = 8,
-        crf: int = 20,
-        seed: int = 0,
-        num_unseen: int = 30,
-        split_seed: int = 0,
+        colours: Sequence[str] = _DEFAULT.colours,
+        shapes: Sequence[str] = _DEFAULT.shapes,
+        motions: Sequence[str] = _DEFAULT.motions,
+        videos_per_class: int = _DEFAULT.videos_per_class,
+        num_frames: int = _DEFAULT.num_frames,
+        size: int = _DEFAULT.size,
+        fps: int = _DEFAULT.fps,
+        crf: int = _DEFAULT.crf,
+        seed: int = _DEFAULT.seed,
+        num_unseen: int = _DEFAULT.num_unseen,
+        split_seed: int = _DEFAULT.split_seed,
         num_workers: int = 2,
         name: str | None = None,
     ) -> None:
@@ -73,19 +74,19 @@ class SyntheticActions(VideoCatalog):
         self.part = part
         self.name = name or f"synthetic_{part}"
         self.num_workers = num_workers
-        self._params: dict[str, Any] = {
-            "colours": list(colours),
-            "shapes": list(shapes),
-            "motions": list(motions),
-            "videos_per_class": videos_per_class,
-            "num_frames": num_frames,
-            "size": size,
-            "fps": fps,
-            "crf": crf,
-            "seed": seed,
-            "num_unseen": num_unseen,
-            "split_seed": split_seed,
-        }
+        self.spec = SyntheticSpec(
+            colours=tuple(colours),
+            shapes=tuple(shapes),
+            motions=tuple(motions),
+            videos_per_class=videos_per_class,
+            num_frames=num_frames,
+            size=size,
+            fps=fps,
+            crf=crf,
+            seed=seed,
+            num_unseen=num_unseen,
+            split_seed=split_seed,
+        )
 
     def class_attributes(self, class_names: Sequence[str]) -> dict[str, list[str]]:
         """The colour, shape and motion of each class."""
@@ -102,7 +103,7 @@ class SyntheticActions(VideoCatalog):
 
     def _generate(self, progress: bool) -> SyntheticManifest:
         return generate_synthetic_actions(
-            self.root, num_workers=self.num_workers, progress=progress, **self._params
+            self.root, self.spec, num_workers=self.num_workers, progress=progress
         )
 
     def prepare(self) -> None:
