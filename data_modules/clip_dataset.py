@@ -41,7 +41,7 @@ class VideoClipDataset(Dataset):
         class_names: names that labels index (``item["class_name"]``).
         clip_sampler: ``(num_frames, rng: random.Random) -> list[ClipInfo]``.
         transform: ``(uint8 (T, H, W, 3), rng: random.Random) -> float (C, T, H, W)``, e.g.
-            ``data_modules.transforms.make_transform``.
+            ``data_modules.transforms.create_transform``.
         seed: base seed of the per-item generators.
         thread_type: decoder threading for ``read_sampled_clips`` (None: one thread; DataLoader
             workers supply the parallelism).

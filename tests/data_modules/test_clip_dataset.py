@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from data_modules.clip_dataset import VideoClipDataset, collate_skip
-from data_modules.clip_sampling import make_clip_sampler
-from data_modules.transforms import make_transform
+from data_modules.clip_sampling import create_clip_sampler
+from data_modules.transforms import create_transform
 from data_modules.video_writer import write_video
 from tests.data_modules.ramp import NUM_FRAMES, frame_index, place
 
@@ -22,8 +22,8 @@ def _dataset(samples, class_names, sampler="random", num_clips=1, seed=0) -> Vid
     return VideoClipDataset(
         samples,
         class_names,
-        make_clip_sampler(sampler, clip_len=4, num_clips=num_clips),
-        make_transform("aurl", train=sampler == "random", size=32),
+        create_clip_sampler(sampler, clip_len=4, num_clips=num_clips),
+        create_transform("aurl", train=sampler == "random", size=32),
         seed=seed,
     )
 
@@ -197,8 +197,8 @@ def test_flips_mirror_the_clip_and_take_the_mirrored_label(tmp_path: Path) -> No
         return VideoClipDataset(
             samples,
             names,
-            make_clip_sampler("random", clip_len=4),
-            make_transform("aurl", train=True, size=32),
+            create_clip_sampler("random", clip_len=4),
+            create_transform("aurl", train=True, size=32),
             seed=0,
             flip_labels=flip_labels,
         )

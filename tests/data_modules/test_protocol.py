@@ -16,7 +16,7 @@ from aurl.text_encoders import create_text_encoder
 from data_modules.datasets import CLASS_LISTS, read_class_list
 from data_modules.protocol import (
     EvalSet,
-    build_gzsl_class_names,
+    gzsl_class_names,
     half_class_split_indices,
     half_class_splits,
     remove_overlap,
@@ -106,10 +106,10 @@ def test_eval_set_validation() -> None:
 
 
 def test_gzsl_class_names() -> None:
-    names, mask = build_gzsl_class_names(["run", "jump"], ["swim"])
+    names, mask = gzsl_class_names(["run", "jump"], ["swim"])
     assert names == ["run", "jump", "swim"] and mask == [True, True, False]
     with pytest.raises(ValueError, match="share names"):
-        build_gzsl_class_names(["run", "swim"], ["swim"])
+        gzsl_class_names(["run", "swim"], ["swim"])
 
 
 # --- overlap removal -----------------------------------------------------------------------
