@@ -40,12 +40,12 @@ class CatalogListing:
 class VideoCatalog(ABC):
     """A labelled list of video files; see the module docstring.
 
-    Subclasses set ``name`` and ``dataset`` (the class-name cleaning mode) and implement
+    Subclasses set ``name`` and ``name_style`` (how to clean their class names) and implement
     :meth:`_list`; they may override :meth:`prepare` for one-off work such as generation.
     """
 
     name: str
-    dataset: str
+    name_style: str
 
     def prepare(self) -> None:  # noqa: B027 (an optional hook, not abstract)
         """Makes the files available (nothing for datasets already on disk)."""
@@ -72,7 +72,7 @@ class VideoCatalog(ABC):
     @cached_property
     def _listing(self) -> tuple[CatalogListing, list[str]]:
         listing = self._list()
-        cleaned = clean_class_names(listing.raw_class_names, self.dataset)
+        cleaned = clean_class_names(listing.raw_class_names, self.name_style)
         if listing.missing:
             logger.warning(
                 "%s: %d of %d listed videos are missing on disk and were dropped (e.g. %s)",

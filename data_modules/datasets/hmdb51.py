@@ -38,7 +38,7 @@ class HMDB51(VideoCatalog):
         name: catalog name.
     """
 
-    dataset = "hmdb51"
+    name_style = "hmdb51"
     _SUBSET_IDS: ClassVar[dict[str, set[str]]] = {
         "all": {"0", "1", "2"},
         "train": {"1"},

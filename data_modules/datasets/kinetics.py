@@ -35,7 +35,7 @@ class Kinetics700(VideoCatalog):
         name: catalog name.
     """
 
-    dataset = "kinetics"
+    name_style = "kinetics"
     COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
 
     def __init__(

@@ -48,7 +48,7 @@ class SyntheticActions(VideoCatalog):
         name: catalog name (default ``synthetic_<part>``).
     """
 
-    dataset = "synthetic"
+    name_style = "synthetic"
 
     def __init__(
         self,

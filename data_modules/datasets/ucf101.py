@@ -37,7 +37,7 @@ class UCF101(VideoCatalog):
         name: catalog name.
     """
 
-    dataset = "ucf101"
+    name_style = "ucf101"
 
     def __init__(
         self,

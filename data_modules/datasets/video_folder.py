@@ -27,7 +27,7 @@ class VideoFolder(VideoCatalog):
 
     Args:
         root: the dataset folder.
-        dataset: class-name cleaning mode of :func:`aurl.class_names.clean_class_name`
+        name_style: class-name cleaning style of :func:`aurl.class_names.clean_class_name`
             (``"none"``: lower-case and collapse spaces; ``"ucf101"`` for CamelCase folders).
         extensions: video file extensions, without dots.
         name: catalog name (default: the folder's name).
@@ -36,12 +36,12 @@ class VideoFolder(VideoCatalog):
     def __init__(
         self,
         root: str | Path,
-        dataset: str = "none",
+        name_style: str = "none",
         extensions: Sequence[str] = VIDEO_EXTENSIONS,
         name: str | None = None,
     ) -> None:
         self.root = expand_path(root, "VideoFolder.root")
-        self.dataset = dataset
+        self.name_style = name_style
         self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
         self.name = name or self.root.name
 

@@ -32,7 +32,7 @@ def test_video_folder_lists_sorted_classes_and_videos(tmp_path: Path, ramp_video
     (root / "PlayingCello" / ".hidden.mp4").write_bytes(b"")
     (root / ".cache").mkdir()
     (root / "manifest.json").write_text("{}")
-    catalog = VideoFolder(root, dataset="ucf101")
+    catalog = VideoFolder(root, name_style="ucf101")
     assert catalog.raw_class_names == ["ApplyEyeMakeup", "PlayingCello"]
     assert catalog.class_names == ["apply eye makeup", "playing cello"]
     assert catalog.samples == [(expected[2], 0), (expected[0], 1), (expected[1], 1)]
