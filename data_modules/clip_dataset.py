@@ -30,11 +30,11 @@ class VideoClipDataset(Dataset):
     items differ between workers and ranks, and ``set_epoch`` changes them every epoch (the
     epoch lives in shared memory, so persistent workers see it too).
 
-    A video that cannot be decoded gives ``None`` after a warning naming the file and the reason
-    and is counted in ``num_skipped`` (per process); :func:`collate_skip` drops it and reports
-    its path in the batch's ``"skipped"``. The warning comes once per file and dataset: the
-    "warned" flags live in shared memory, so all DataLoader workers (persistent or not) share
-    them; each DDP rank has its own dataset, so a file may be reported once per rank.
+    A video that cannot be decoded gives ``None`` after a warning naming the file and the
+    reason; :func:`collate_skip` drops it and reports its path in the batch's ``"skipped"``. The
+    warning comes once per file and dataset: the "warned" flags live in shared memory, so all
+    DataLoader workers (persistent or not) share them; each DDP rank has its own dataset, so a
+    file may be reported once per rank.
 
     Args:
         samples: ``(path, label)`` pairs.
@@ -82,15 +82,9 @@ class VideoClipDataset(Dataset):
         self.transform = transform
         self.seed = seed
         self.thread_type = thread_type
-        self.num_skipped = 0
         # One byte per item, shared with the workers like the epoch.
         self._warned = torch.zeros(len(samples), dtype=torch.bool).share_memory_()
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
-
-    @property
-    def samples(self) -> list[tuple[str, int]]:
-        """``(path, label)`` of every item, in index order."""
-        return [(self._path(i), int(y)) for i, y in enumerate(self._labels)]
 
     @property
     def epoch(self) -> int:
@@ -146,7 +140,6 @@ class VideoClipDataset(Dataset):
         return items
 
     def _skip(self, index: int, path: str, reason: str) -> None:
-        self.num_skipped += 1
         # No lock: two workers read one item at once only when a DDP sampler pads an epoch with
         # repeated items, and then the cost is a second warning.
         if not self._warned[index]:
