@@ -23,7 +23,7 @@ frames are compared with ours before timing. The readers run with one torch thre
 DataLoader workers: with more, pytorchvideo's ``torch.stack`` of the frames runs an OpenMP
 parallel region, which on a busy machine can cost more than the decoding (``--reader-threads``).
 
-Then the DataLoader's clips/s over a :class:`data_modules.datasets.VideoClipDataset` (a random
+Then the DataLoader's clips/s over a :class:`data_modules.clip_dataset.VideoClipDataset` (a random
 16-frame clip per item, resized to 112x112), with 0 and 2 workers, each pass in a fresh process
 so that its peak memory is its own.
 
@@ -65,9 +65,9 @@ from benchmarks.common import (
     summarize,
     write_results,
 )
-from data_modules.clip_sampling import make_clip_sampler
-from data_modules.datasets import VideoClipDataset, collate_skip
-from data_modules.transforms import make_transform
+from data_modules.clip_dataset import VideoClipDataset, collate_skip
+from data_modules.clip_sampling import create_clip_sampler
+from data_modules.transforms import create_transform
 from data_modules.video_reader import probe_video, read_clip
 
 logger = logging.getLogger(__name__)
@@ -367,7 +367,7 @@ def as_thwc_uint8(frames: Any) -> np.ndarray:
 def sample_clips(paths: Sequence[Path], count: int, seed: int) -> list[Clip]:
     """``count`` clips of :data:`CLIP_LEN` frames at random starts, cycling through ``paths``."""
     rng = random.Random(seed)
-    sampler = make_clip_sampler("random", CLIP_LEN)
+    sampler = create_clip_sampler("random", CLIP_LEN)
     infos = [probe_video(p) for p in paths]
     rates = []
     for path in paths:
@@ -439,8 +439,8 @@ def _dataloader_child(spec: dict[str, Any], num_workers: int, results: mp.Queue)
     dataset = VideoClipDataset(
         [(p, 0) for p in spec["paths"]],
         ["video"],
-        make_clip_sampler("random", CLIP_LEN),
-        make_transform("aurl", train=True, size=spec["size"]),
+        create_clip_sampler("random", CLIP_LEN),
+        create_transform("aurl", train=True, size=spec["size"]),
         seed=spec["seed"],
     )
     rss_before, peak_before = current_rss_mib(), peak_rss_mib()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from data_modules.clip_dataset import VideoClipDataset, collate_skip
 from data_modules.datamodule import ZeroShotDataModule
 from data_modules.datasets import (
     HMDB51,
@@ -9,9 +10,7 @@ from data_modules.datasets import (
     Kinetics700,
     SyntheticActions,
     VideoCatalog,
-    VideoClipDataset,
     VideoFolder,
-    collate_skip,
 )
 from data_modules.protocol import half_class_splits, remove_overlap
 

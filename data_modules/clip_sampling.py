@@ -119,7 +119,7 @@ class UniformClipSampler(ClipSampler):
         return min(seg_start, self._last_start(num_frames))
 
 
-def make_clip_sampler(
+def create_clip_sampler(
     name: str, clip_len: int, num_clips: int = 1, stride: int = 1
 ) -> ClipSampler:
     """Builds a clip sampler by name.

@@ -39,16 +39,17 @@ from torch.utils.data import DataLoader
 
 from aurl.class_space import ClassSpace, EvalSet
 from aurl.text_encoders import ClassEmbeddingCache, TextEncoder
-from data_modules.clip_sampling import make_clip_sampler
-from data_modules.datasets import VideoCatalog, VideoClipDataset, collate_skip
+from data_modules.clip_dataset import VideoClipDataset, collate_skip
+from data_modules.clip_sampling import create_clip_sampler
+from data_modules.datasets import VideoCatalog
 from data_modules.protocol import (
     OverlapResult,
-    build_gzsl_class_names,
+    gzsl_class_names,
     half_class_split_indices,
     remove_overlap,
 )
 from data_modules.samplers import DistributedEvalSampler, EpochShuffleSampler
-from data_modules.transforms import make_transform
+from data_modules.transforms import create_transform
 
 logger = logging.getLogger(__name__)
 
@@ -256,7 +257,7 @@ class ZeroShotDataModule(LightningDataModule):
             self.test_samples.append(list(target.samples))
         if self.gzsl:
             for target in self.targets:
-                names, seen_mask = build_gzsl_class_names(train_names, target.class_names)
+                names, seen_mask = gzsl_class_names(train_names, target.class_names)
                 offset = len(train_names)
                 attributes = _joint_attributes(
                     self.source.class_attributes(train_names),
@@ -374,8 +375,8 @@ class ZeroShotDataModule(LightningDataModule):
         dataset = VideoClipDataset(
             self.train_samples,
             self._space.train_classes,
-            make_clip_sampler("random", self.clip_len, self.train_clips, self.frame_stride),
-            make_transform(self.transform, train=True, size=self.size),
+            create_clip_sampler("random", self.clip_len, self.train_clips, self.frame_stride),
+            create_transform(self.transform, train=True, size=self.size),
             seed=self.seed,
             flip_labels=self.train_flip_labels() if self.hflip else None,
         )
@@ -413,8 +414,8 @@ class ZeroShotDataModule(LightningDataModule):
         dataset = VideoClipDataset(
             samples,
             class_names,
-            make_clip_sampler("uniform", self.clip_len, num_clips, self.frame_stride),
-            make_transform(self.transform, train=False, size=self.size),
+            create_clip_sampler("uniform", self.clip_len, num_clips, self.frame_stride),
+            create_transform(self.transform, train=False, size=self.size),
             seed=self.seed,
         )
         sampler = DistributedEvalSampler(len(dataset), world, rank)

@@ -168,7 +168,7 @@ def _write_report(
     tmp.replace(path)
 
 
-def build_gzsl_class_names(
+def gzsl_class_names(
     seen_names: Sequence[str], unseen_names: Sequence[str]
 ) -> tuple[list[str], list[bool]]:
     """Candidate classes for generalised zero-shot: seen first, then unseen, with a seen mask.

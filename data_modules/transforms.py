@@ -230,7 +230,7 @@ class RandomResizedCropTransform(VideoTransform):
         return resize(video, self.size, self.size)
 
 
-def make_transform(name: str, train: bool, **kwargs: Any) -> VideoTransform:
+def create_transform(name: str, train: bool, **kwargs: Any) -> VideoTransform:
     """Builds a registered clip transform by name.
 
     Args:

@@ -29,7 +29,7 @@ from aurl.losses import AURLLoss
 from aurl.module import AURLModule
 from aurl.text_encoders import RandomTextEncoder
 from aurl.towers import SemanticTower, VisualTower
-from data_modules.datasets import collate_skip
+from data_modules.clip_dataset import collate_skip
 from data_modules.samplers import EpochShuffleSampler
 
 COLOURS = ["red", "green", "blue", "yellow"]

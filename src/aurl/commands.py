@@ -57,21 +57,21 @@ def predict(
     """
     from aurl.checkpoint_io import load_checkpoint
     from aurl.module import AURLModule
-    from data_modules.clip_sampling import make_clip_sampler
-    from data_modules.transforms import make_transform
+    from data_modules.clip_sampling import create_clip_sampler
+    from data_modules.transforms import create_transform
     from data_modules.video_reader import VideoDecodeError, read_sampled_clips
 
     ckpt = load_checkpoint(checkpoint)
     data_hp = dict(ckpt.get("datamodule_hyper_parameters") or {})
     module = AURLModule.load_from_checkpoint(str(checkpoint), map_location=device)
     module.eval()
-    sampler = make_clip_sampler(
+    sampler = create_clip_sampler(
         "uniform",
         clip_len=int(data_hp.get("clip_len", 16)),
         num_clips=num_clips,
         stride=int(data_hp.get("frame_stride", 1)),
     )
-    transform = make_transform(
+    transform = create_transform(
         data_hp.get("transform", "aurl"), train=False, size=int(data_hp.get("size", 112))
     )
     top_k = min(top_k, len(class_names))

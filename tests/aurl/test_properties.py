@@ -21,7 +21,7 @@ from aurl.class_names import (
     UCF101_OVERRIDES,
     clean_class_name,
 )
-from data_modules.clip_sampling import make_clip_sampler
+from data_modules.clip_sampling import create_clip_sampler
 from data_modules.protocol import half_class_split_indices, half_class_splits
 from data_modules.synthetic import COLOURS, MOTIONS, SHAPES, split_unseen
 
@@ -240,7 +240,7 @@ def check_clip(indices: list[int], num_frames: int, clip_len: int, stride: int) 
 def test_uniform_clips_start_at_their_segment(
     num_frames: int, clip_len: int, num_clips: int, stride: int, seed: int
 ) -> None:
-    sampler = make_clip_sampler("uniform", clip_len, num_clips, stride)
+    sampler = create_clip_sampler("uniform", clip_len, num_clips, stride)
     clips = sampler(num_frames, random.Random(seed))
     assert [clip.clip_index for clip in clips] == list(range(num_clips))
     last_fitting = max(0, num_frames - (clip_len - 1) * stride - 1)
@@ -257,7 +257,7 @@ def test_uniform_clips_start_at_their_segment(
 def test_random_clips_stay_in_their_segment(
     num_frames: int, clip_len: int, num_clips: int, stride: int, seed: int
 ) -> None:
-    sampler = make_clip_sampler("random", clip_len, num_clips, stride)
+    sampler = create_clip_sampler("random", clip_len, num_clips, stride)
     clips = sampler(num_frames, random.Random(seed))
     assert [clip.clip_index for clip in clips] == list(range(num_clips))
     last_fitting = max(0, num_frames - (clip_len - 1) * stride - 1)

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from data_modules.clip_sampling import ClipInfo, make_clip_sampler
+from data_modules.clip_sampling import ClipInfo, create_clip_sampler
 
 
 def test_random_single_clip_is_consecutive_and_in_range() -> None:
-    sampler = make_clip_sampler("random", clip_len=16)
+    sampler = create_clip_sampler("random", clip_len=16)
     rng = random.Random(0)
     starts = set()
     for _ in range(2000):
@@ -24,7 +24,7 @@ def test_random_single_clip_is_consecutive_and_in_range() -> None:
 
 
 def test_random_strided_clip_fits() -> None:
-    sampler = make_clip_sampler("random", clip_len=4, stride=3)  # spans 10 frames
+    sampler = create_clip_sampler("random", clip_len=4, stride=3)  # spans 10 frames
     rng = random.Random(1)
     starts = {sampler(20, rng)[0].frame_indices[0] for _ in range(300)}
     assert starts == set(range(11))
@@ -34,7 +34,7 @@ def test_random_strided_clip_fits() -> None:
 
 
 def test_random_multi_clip_starts_inside_segments() -> None:
-    sampler = make_clip_sampler("random", clip_len=4, num_clips=5)
+    sampler = create_clip_sampler("random", clip_len=4, num_clips=5)
     rng = random.Random(3)
     for _ in range(100):
         clips = sampler(100, rng)
@@ -45,11 +45,11 @@ def test_random_multi_clip_starts_inside_segments() -> None:
 
 def test_random_needs_an_explicit_rng() -> None:
     with pytest.raises(ValueError, match=r"random\.Random"):
-        make_clip_sampler("random", clip_len=4)(10)
+        create_clip_sampler("random", clip_len=4)(10)
 
 
 def test_random_is_deterministic_given_the_seed() -> None:
-    sampler = make_clip_sampler("random", clip_len=8, num_clips=3)
+    sampler = create_clip_sampler("random", clip_len=8, num_clips=3)
 
     def draws(seed: int) -> list[list[ClipInfo]]:
         rng = random.Random(seed)
@@ -60,12 +60,12 @@ def test_random_is_deterministic_given_the_seed() -> None:
 
 
 def test_uniform_one_clip_starts_at_frame_zero() -> None:
-    (clip,) = make_clip_sampler("uniform", clip_len=16)(250, random.Random(0))
+    (clip,) = create_clip_sampler("uniform", clip_len=16)(250, random.Random(0))
     assert clip == ClipInfo(0, list(range(16)))
 
 
 def test_uniform_25_clips_at_segment_starts() -> None:
-    sampler = make_clip_sampler("uniform", clip_len=16, num_clips=25)
+    sampler = create_clip_sampler("uniform", clip_len=16, num_clips=25)
     clips = sampler(250)
     # Segment s of 250 frames starts at floor(s * 250 / 25) = 10 s; the last clips move back so
     # that they fit (last start 250 - 16 = 234).
@@ -78,23 +78,23 @@ def test_uniform_25_clips_at_segment_starts() -> None:
 
 
 def test_uniform_segment_starts_with_uneven_division() -> None:
-    clips = make_clip_sampler("uniform", clip_len=2, num_clips=25)(103)
+    clips = create_clip_sampler("uniform", clip_len=2, num_clips=25)(103)
     assert [c.frame_indices[0] for c in clips] == [s * 103 // 25 for s in range(25)]
 
 
 def test_uniform_ignores_the_rng() -> None:
-    sampler = make_clip_sampler("uniform", clip_len=4, num_clips=3)
+    sampler = create_clip_sampler("uniform", clip_len=4, num_clips=3)
     assert sampler(50, random.Random(1)) == sampler(50, random.Random(2)) == sampler(50)
 
 
 @pytest.mark.parametrize("name", ["random", "uniform"])
 def test_short_videos_pad_by_repetition(name: str) -> None:
-    sampler = make_clip_sampler(name, clip_len=16, num_clips=3)
+    sampler = create_clip_sampler(name, clip_len=16, num_clips=3)
     for clip in sampler(5, random.Random(0)):
         assert clip.frame_indices == [0, 1, 2, 3, 4] * 3 + [0]
-    (clip,) = make_clip_sampler(name, clip_len=4, stride=2)(1, random.Random(0))
+    (clip,) = create_clip_sampler(name, clip_len=4, stride=2)(1, random.Random(0))
     assert clip.frame_indices == [0, 0, 0, 0]
-    (clip,) = make_clip_sampler(name, clip_len=4, stride=2)(5, random.Random(0))
+    (clip,) = create_clip_sampler(name, clip_len=4, stride=2)(5, random.Random(0))
     assert clip.frame_indices == [0, 2, 4, 1]
 
 
@@ -102,7 +102,7 @@ def test_short_videos_pad_by_repetition(name: str) -> None:
 @pytest.mark.parametrize("num_frames", [1, 2, 15, 16, 17, 31, 250])
 @pytest.mark.parametrize("num_clips", [1, 25])
 def test_indices_always_valid(name: str, num_frames: int, num_clips: int) -> None:
-    sampler = make_clip_sampler(name, clip_len=16, num_clips=num_clips, stride=2)
+    sampler = create_clip_sampler(name, clip_len=16, num_clips=num_clips, stride=2)
     clips = sampler(num_frames, random.Random(num_frames))
     assert len(clips) == num_clips
     for clip in clips:
@@ -112,12 +112,12 @@ def test_indices_always_valid(name: str, num_frames: int, num_clips: int) -> Non
 
 def test_invalid_arguments() -> None:
     with pytest.raises(ValueError, match="at least one frame"):
-        make_clip_sampler("uniform", clip_len=4)(0)
+        create_clip_sampler("uniform", clip_len=4)(0)
     with pytest.raises(ValueError, match="at least one frame"):
-        make_clip_sampler("random", clip_len=4)(-3, random.Random(0))
+        create_clip_sampler("random", clip_len=4)(-3, random.Random(0))
     with pytest.raises(ValueError, match="clip_len"):
-        make_clip_sampler("uniform", clip_len=0)
+        create_clip_sampler("uniform", clip_len=0)
     with pytest.raises(ValueError, match="stride"):
-        make_clip_sampler("random", clip_len=4, stride=0)
+        create_clip_sampler("random", clip_len=4, stride=0)
     with pytest.raises(KeyError, match=r"'jitter'.*random, uniform"):
-        make_clip_sampler("jitter", clip_len=4)
+        create_clip_sampler("jitter", clip_len=4)

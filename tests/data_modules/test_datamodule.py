@@ -72,7 +72,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _datamodule(folders: dict[str, Path], **kwargs) -> ZeroShotDataModule:
     options = dict(
         source=VideoFolder(folders["source"]),
-        targets=[VideoFolder(folders["target"], dataset="ucf101", name="target")],
+        targets=[VideoFolder(folders["target"], name_style="ucf101", name="target")],
         overlap_tau=0.0,
         val_fraction=0.25,
         clip_len=4,

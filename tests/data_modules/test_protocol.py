@@ -15,7 +15,7 @@ from aurl.class_names import clean_class_names
 from aurl.text_encoders import create_text_encoder
 from data_modules.datasets import CLASS_LISTS, read_class_list
 from data_modules.protocol import (
-    build_gzsl_class_names,
+    gzsl_class_names,
     half_class_split_indices,
     half_class_splits,
     remove_overlap,
@@ -95,10 +95,10 @@ def test_half_splits_reject_duplicates() -> None:
 
 # --- GZSL class lists ----------------------------------------------------------------------
 def test_gzsl_class_names() -> None:
-    names, mask = build_gzsl_class_names(["run", "jump"], ["swim"])
+    names, mask = gzsl_class_names(["run", "jump"], ["swim"])
     assert names == ["run", "jump", "swim"] and mask == [True, True, False]
     with pytest.raises(ValueError, match="share names"):
-        build_gzsl_class_names(["run", "swim"], ["swim"])
+        gzsl_class_names(["run", "swim"], ["swim"])
 
 
 # --- overlap removal -----------------------------------------------------------------------

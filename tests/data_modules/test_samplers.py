@@ -10,10 +10,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from data_modules.clip_sampling import make_clip_sampler
-from data_modules.datasets import VideoClipDataset, collate_skip
+from data_modules.clip_dataset import VideoClipDataset, collate_skip
+from data_modules.clip_sampling import create_clip_sampler
 from data_modules.samplers import DistributedEvalSampler, EpochShuffleSampler
-from data_modules.transforms import make_transform
+from data_modules.transforms import create_transform
 from data_modules.video_writer import write_video
 
 
@@ -107,8 +107,8 @@ def test_two_ranks_read_every_video_once(tmp_path: Path) -> None:
         dataset = VideoClipDataset(
             samples,
             ["a", "b", "c"],
-            make_clip_sampler("uniform", clip_len=4),
-            make_transform("aurl", train=False, size=32),
+            create_clip_sampler("uniform", clip_len=4),
+            create_transform("aurl", train=False, size=32),
         )
         sampler = DistributedEvalSampler(len(dataset), num_replicas=2, rank=rank)
         loader = DataLoader(dataset, batch_size=2, sampler=sampler, collate_fn=collate_skip)

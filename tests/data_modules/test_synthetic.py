@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from data_modules import synthetic
 from data_modules.synthetic import (
+    BENCHMARK_VERSION,
     COLOURS,
     MOTIONS,
     SHAPES,
+    SyntheticSpec,
+    cache,
     generate_synthetic_actions,
-    load_manifest,
     parse_class_name,
     render_video,
     split_unseen,
@@ -34,18 +36,17 @@ REFERENCE_CHROMA = {
     "purple": (0.7, 0.2, 1.0),
     "orange": (1.0, 0.55, 0.0),
 }
-TINY = {
-    "colours": ("red", "blue"),
-    "shapes": ("square", "circle"),
-    "motions": ("moving left", "growing"),
-    "videos_per_class": 2,
-    "num_frames": 8,
-    "size": 32,
-    "fps": 8,
-    "num_unseen": 2,
-    "num_workers": 1,
-    "progress": False,
-}
+TINY = SyntheticSpec(
+    colours=("red", "blue"),
+    shapes=("square", "circle"),
+    motions=("moving left", "growing"),
+    videos_per_class=2,
+    num_frames=8,
+    size=32,
+    fps=8,
+    num_unseen=2,
+)
+QUIET = {"num_workers": 1, "progress": False}
 
 
 def _decode(path: Path) -> np.ndarray:
@@ -241,10 +242,10 @@ def test_colour_survives_h264(tmp_path: Path, crf: int) -> None:
 
 
 def test_generate_writes_decodable_videos_and_manifest(tmp_path: Path) -> None:
-    manifest = generate_synthetic_actions(tmp_path, **TINY)
+    manifest = generate_synthetic_actions(tmp_path, TINY, **QUIET)
     root = manifest.root
     assert root.parent == tmp_path and root.name.startswith("synthetic-")
-    names = synthetic_class_names(TINY["colours"], TINY["shapes"], TINY["motions"])
+    names = synthetic_class_names(TINY.colours, TINY.shapes, TINY.motions)
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.mp4"))
     assert files == sorted(f"{n}/{i:04d}.mp4" for n in names for i in range(2))
     for rel in files:
@@ -260,15 +261,13 @@ def test_generate_writes_decodable_videos_and_manifest(tmp_path: Path) -> None:
     assert sorted(v["path"] for v in data["videos"]) == files
     assert (data["seen"], data["unseen"]) == split_unseen(names, 2, seed=0)
     assert data["params"]["num_frames"] == 8 and data["params"]["size"] == 32
-    loaded = load_manifest(root)
-    assert loaded == manifest
-    assert [p for p, _ in loaded.video_paths(data["unseen"])] == [
+    assert [p for p, _ in manifest.video_paths(data["unseen"])] == [
         root / f"{n}/{i:04d}.mp4" for n in data["unseen"] for i in range(2)
     ]
 
 
 def test_generate_resumes_without_regenerating_complete_files(tmp_path: Path) -> None:
-    manifest = generate_synthetic_actions(tmp_path, **TINY)
+    manifest = generate_synthetic_actions(tmp_path, TINY, **QUIET)
     root = manifest.root
     paths = sorted(root.rglob("*.mp4"))
     before = {p: p.stat().st_mtime_ns for p in paths}
@@ -276,7 +275,7 @@ def test_generate_resumes_without_regenerating_complete_files(tmp_path: Path) ->
     manifest_mtime = (root / "manifest.json").stat().st_mtime_ns
 
     # A complete cache is returned without touching anything.
-    assert generate_synthetic_actions(tmp_path, **TINY) == manifest
+    assert generate_synthetic_actions(tmp_path, TINY, **QUIET) == manifest
     assert (root / "manifest.json").stat().st_mtime_ns == manifest_mtime
     assert {p: p.stat().st_mtime_ns for p in paths} == before
 
@@ -285,10 +284,8 @@ def test_generate_resumes_without_regenerating_complete_files(tmp_path: Path) ->
     partial = paths[1].with_name(".0009.tmp.mp4")
     partial.write_bytes(b"partial")
     (root / "manifest.json").unlink()
-    with pytest.raises(FileNotFoundError):
-        load_manifest(root)
-    assert generate_synthetic_actions(tmp_path, **TINY) == manifest
-    assert load_manifest(root) == manifest
+    assert generate_synthetic_actions(tmp_path, TINY, **QUIET) == manifest
+    assert (root / "manifest.json").is_file()
     assert not partial.exists()
     np.testing.assert_array_equal(_decode(paths[0]), first_frames)
     after = {p: p.stat().st_mtime_ns for p in paths}
@@ -297,41 +294,35 @@ def test_generate_resumes_without_regenerating_complete_files(tmp_path: Path) ->
 
 
 def test_parameters_key_the_cache_folder(tmp_path: Path) -> None:
-    base = generate_synthetic_actions(tmp_path, **TINY)
-    other = generate_synthetic_actions(tmp_path, **{**TINY, "seed": 1})
+    base = generate_synthetic_actions(tmp_path, TINY, **QUIET)
+    other = generate_synthetic_actions(tmp_path, replace(TINY, seed=1), **QUIET)
     assert other.root != base.root
     # The benchmark version keys the folder: numbers of two versions never share videos.
-    assert base.params["benchmark_version"] == synthetic.BENCHMARK_VERSION
+    assert base.params["benchmark_version"] == BENCHMARK_VERSION
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(synthetic, "BENCHMARK_VERSION", synthetic.BENCHMARK_VERSION + 1)
-        assert generate_synthetic_actions(tmp_path, **TINY).root != base.root
+        patch.setattr(cache, "BENCHMARK_VERSION", BENCHMARK_VERSION + 1)
+        assert generate_synthetic_actions(tmp_path, TINY, **QUIET).root != base.root
     # Only the split changes: same videos and folder, manifest rewritten.
-    resplit = generate_synthetic_actions(tmp_path, **{**TINY, "split_seed": 5})
+    resplit = generate_synthetic_actions(tmp_path, replace(TINY, split_seed=5), **QUIET)
     assert resplit.root == base.root
-    assert load_manifest(base.root).split_seed == 5
+    assert json.loads((base.root / "manifest.json").read_text())["split_seed"] == 5
     assert (resplit.seen, resplit.unseen) == split_unseen(base.class_names, 2, seed=5)
     # A class's videos do not depend on which other classes are generated.
-    alone = generate_synthetic_actions(tmp_path, **{**TINY, "colours": ("blue",)})
+    alone = generate_synthetic_actions(tmp_path, replace(TINY, colours=("blue",)), **QUIET)
     assert alone.root != base.root
     rel = "blue circle growing/0001.mp4"
     np.testing.assert_array_equal(_decode(alone.root / rel), _decode(base.root / rel))
 
 
 def test_generate_in_two_processes_matches_one(tmp_path: Path) -> None:
-    one = generate_synthetic_actions(tmp_path / "one", **TINY)
-    two = generate_synthetic_actions(tmp_path / "two", **{**TINY, "num_workers": 2})
+    one = generate_synthetic_actions(tmp_path / "one", TINY, **QUIET)
+    two = generate_synthetic_actions(tmp_path / "two", TINY, num_workers=2, progress=False)
     for video in one.videos:
         np.testing.assert_array_equal(
             _decode(one.root / video.path), _decode(two.root / video.path)
         )
 
 
-def test_bad_manifest_and_parameters_are_clear_errors(tmp_path: Path) -> None:
-    (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(ValueError, match=r"manifest\.json"):
-        load_manifest(tmp_path)
-    (tmp_path / "manifest.json").write_text(json.dumps({"version": 1}))
-    with pytest.raises(ValueError, match="malformed"):
-        load_manifest(tmp_path)
+def test_bad_parameters_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="even"):
-        generate_synthetic_actions(tmp_path, **{**TINY, "size": 33})
+        generate_synthetic_actions(tmp_path, replace(TINY, size=33), **QUIET)

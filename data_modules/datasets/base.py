@@ -1,0 +1,151 @@
+"""The catalog contract: :class:`VideoCatalog` and what every catalog shares.
+
+A catalog only lists ``(path, label)`` samples; see :mod:`data_modules.datasets` for the contract.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from aurl.class_names import clean_class_names
+
+logger = logging.getLogger(__name__)
+
+# The shipped class lists (data_modules/class_lists), package data of data_modules.
+CLASS_LISTS = Path(__file__).resolve().parent.parent / "class_lists"
+VIDEO_EXTENSIONS = ("mp4", "avi", "mkv", "webm")
+# How many missing paths the summary warning quotes; the full list is `catalog.missing`.
+_QUOTED_MISSING = 5
+# Words whose meaning a left-right mirror changes (see VideoCatalog.mirror_class_name).
+_HANDED_WORDS = frozenset(
+    {"left", "right", "leftward", "rightward", "clockwise", "anticlockwise", "counterclockwise"}
+)
+
+
+@dataclass(frozen=True)
+class CatalogListing:
+    """What a catalog's ``_list`` returns: raw class names, samples and missing files."""
+
+    raw_class_names: list[str]
+    samples: list[tuple[str, int]]
+    missing: list[str]
+
+
+class VideoCatalog(ABC):
+    """A labelled list of video files; see the module docstring.
+
+    Subclasses set ``name`` and ``name_style`` (how to clean their class names) and implement
+    :meth:`_list`; they may override :meth:`prepare` for one-off work such as generation.
+    """
+
+    name: str
+    name_style: str
+
+    def prepare(self) -> None:  # noqa: B027 (an optional hook, not abstract)
+        """Makes the files available (nothing for datasets already on disk)."""
+
+    def class_attributes(self, class_names: Sequence[str]) -> dict[str, list[str]] | None:
+        """Each named attribute's value for each class, when classes are compositions of
+        attributes (e.g. colour, shape, motion); None (the default) when they are not."""
+        return None
+
+    def mirror_class_name(self, class_name: str) -> str | None:
+        """The class of a left-right mirrored video of ``class_name`` (a cleaned name).
+
+        The default: a class is its own mirror unless its name has a handed word ("left",
+        "right", "clockwise", ...), which mirroring would make false; then None (do not
+        flip it). Catalogs that know their classes' mirrors override this.
+        """
+        words = set(class_name.lower().replace("-", " ").split())
+        return None if words & _HANDED_WORDS else class_name
+
+    @abstractmethod
+    def _list(self) -> CatalogListing:
+        """Lists the classes and samples; called once, on first access."""
+
+    @cached_property
+    def _listing(self) -> tuple[CatalogListing, list[str]]:
+        listing = self._list()
+        cleaned = clean_class_names(listing.raw_class_names, self.name_style)
+        if listing.missing:
+            logger.warning(
+                "%s: %d of %d listed videos are missing on disk and were dropped (e.g. %s)",
+                self.name,
+                len(listing.missing),
+                len(listing.missing) + len(listing.samples),
+                ", ".join(listing.missing[:_QUOTED_MISSING]),
+            )
+        if not listing.samples:
+            raise FileNotFoundError(
+                f"{self.name}: no videos found ({len(listing.missing)} listed, all missing)"
+            )
+        logger.info("%s: %d videos of %d classes", self.name, len(listing.samples), len(cleaned))
+        return listing, cleaned
+
+    @property
+    def raw_class_names(self) -> list[str]:
+        """Class labels as the dataset spells them; labels index this list."""
+        return self._listing[0].raw_class_names
+
+    @property
+    def class_names(self) -> list[str]:
+        """Cleaned class names (text-encoder input), aligned with ``raw_class_names``."""
+        return self._listing[1]
+
+    @property
+    def samples(self) -> list[tuple[str, int]]:
+        """``(path, label)`` of every video found on disk."""
+        return self._listing[0].samples
+
+    @property
+    def missing(self) -> list[str]:
+        """Paths named by the annotations but absent on disk (dropped from ``samples``)."""
+        return self._listing[0].missing
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} {path} does not exist or is not a folder")
+    return path
+
+
+def _video_files(folder: Path, extensions: Sequence[str]) -> list[Path]:
+    """Sorted non-hidden files of ``folder`` with one of ``extensions`` (none if no folder)."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.suffix.lower().lstrip(".") in extensions
+    )
+
+
+class _DirIndex:
+    """Answers "does this file exist?" with one directory listing per folder (fast on NFS)."""
+
+    def __init__(self) -> None:
+        self._names: dict[Path, frozenset[str]] = {}
+
+    def exists(self, path: Path) -> bool:
+        names = self._names.get(path.parent)
+        if names is None:
+            try:
+                names = frozenset(os.listdir(path.parent))
+            except OSError:
+                names = frozenset()
+            self._names[path.parent] = names
+        return path.name in names

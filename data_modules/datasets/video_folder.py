@@ -1,0 +1,61 @@
+"""VideoFolder: videos laid out as ``root/<class name>/<video>.<ext>``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from aurl.paths import expand_path
+from data_modules.datasets.base import (
+    VIDEO_EXTENSIONS,
+    CatalogListing,
+    VideoCatalog,
+    _require_dir,
+    _video_files,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class VideoFolder(VideoCatalog):
+    """Videos laid out as ``root/<class name>/<video>.<ext>``.
+
+    Classes are the sorted sub-folder names (hidden ones skipped); videos of a class are its
+    files with a video extension (case-insensitive), sorted by name. Nested folders are not
+    searched.
+
+    Args:
+        root: the dataset folder.
+        name_style: class-name cleaning style of :func:`aurl.class_names.clean_class_name`
+            (``"none"``: lower-case and collapse spaces; ``"ucf101"`` for CamelCase folders).
+        extensions: video file extensions, without dots.
+        name: catalog name (default: the folder's name).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        name_style: str = "none",
+        extensions: Sequence[str] = VIDEO_EXTENSIONS,
+        name: str | None = None,
+    ) -> None:
+        self.root = expand_path(root, "VideoFolder.root")
+        self.name_style = name_style
+        self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
+        self.name = name or self.root.name
+
+    def _list(self) -> CatalogListing:
+        _require_dir(self.root, "dataset root")
+        classes = sorted(
+            d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith(".")
+        )
+        if not classes:
+            raise FileNotFoundError(f"{self.root}: no class folders (expected root/<class>/)")
+        samples = []
+        for label, class_name in enumerate(classes):
+            videos = _video_files(self.root / class_name, self.extensions)
+            if not videos:
+                logger.warning("%s: class folder %s has no videos", self.name, class_name)
+            samples.extend((str(path), label) for path in videos)
+        return CatalogListing(classes, samples, [])
