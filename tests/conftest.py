@@ -9,13 +9,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
+import copy
 import errno
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import pytest
 import torch
+
+if TYPE_CHECKING:
+    from aurl.text_encoders import SentenceTransformerEncoder
 
 # The CI machine has 2 cores; one intra-op thread keeps parallel test processes from thrashing.
 torch.set_num_threads(1)
@@ -24,6 +28,28 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def _minilm() -> SentenceTransformerEncoder:
+    """The shipped all-MiniLM-L6-v2, loaded once per session (about a second, 90 MB)."""
+    # Imported here: importing aurl pulls in Lightning, which tests without MiniLM need not pay.
+    from aurl.text_encoders import SentenceTransformerEncoder, create_text_encoder
+
+    encoder = create_text_encoder("sentence-transformers")
+    assert isinstance(encoder, SentenceTransformerEncoder)
+    encoder.model  # noqa: B018 - load now, not in the first test that encodes
+    return encoder
+
+
+@pytest.fixture
+def minilm(_minilm: SentenceTransformerEncoder) -> SentenceTransformerEncoder:
+    """A copy per test of the loaded MiniLM encoder, sharing its model.
+
+    A test that changes options (batch size, normalisation) cannot leak into another; the
+    weights are shared, so no test may change them.
+    """
+    return copy.copy(_minilm)
 
 
 @pytest.fixture

