@@ -37,11 +37,6 @@ def _ucf101_names() -> list[str]:
     return [line.split()[1] for line in lines]
 
 
-@pytest.fixture(scope="module")
-def minilm():
-    return create_text_encoder("sentence-transformers")
-
-
 # --- 50% splits ----------------------------------------------------------------------------
 @pytest.mark.parametrize("dataset", ["ucf101", "hmdb51"])
 def test_half_splits_match_the_original_recipe(dataset: str) -> None:
