@@ -26,7 +26,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 
-DATASETS = ("ucf101", "hmdb51", "kinetics", "synthetic", "none")
+NAME_STYLES = ("ucf101", "hmdb51", "kinetics", "synthetic", "none")
 
 # Words dropped before averaging word vectors: the list the original code used for Kinetics
 # ("a the of and at on in an or do using with") plus a few more function words that appear in
@@ -87,13 +87,13 @@ _NOT_NOTE = re.compile(r"\(\s*not\b[^)]*(?:\)|$)")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
 
 
-def clean_class_name(name: str, dataset: str) -> str:
+def clean_class_name(name: str, style: str) -> str:
     """Cleans one class label into a lower-case, single-space separated phrase.
 
     Args:
         name: the label as the dataset spells it (``"ApplyEyeMakeup"``, ``"brush_hair"``,
             ``"passing American football (not in game)"``).
-        dataset: how to read the label:
+        style: how to read the label (a catalog's ``name_style``):
             ``"ucf101"``: split CamelCase into words, with the overrides in
             :data:`UCF101_OVERRIDES`;
             ``"hmdb51"``: ``_`` to space, with the overrides in :data:`HMDB51_OVERRIDES`;
@@ -108,31 +108,29 @@ def clean_class_name(name: str, dataset: str) -> str:
 
     Raises:
         ValueError: if ``name`` is empty or whitespace only, if it cleans to nothing, or if
-            ``dataset`` is unknown.
+            ``style`` is unknown.
     """
-    if dataset not in DATASETS:
-        raise ValueError(
-            f"unknown dataset {dataset!r} for class-name cleaning; use one of {DATASETS}"
-        )
+    if style not in NAME_STYLES:
+        raise ValueError(f"unknown class-name style {style!r}; use one of {NAME_STYLES}")
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"class name must be a non-empty string, got {name!r}")
     stripped = name.strip()
-    if dataset == "ucf101":
+    if style == "ucf101":
         cleaned = UCF101_OVERRIDES.get(stripped) or _split_camel_case(stripped)
-    elif dataset == "hmdb51":
+    elif style == "hmdb51":
         cleaned = HMDB51_OVERRIDES.get(stripped) or stripped.replace("_", " ")
-    elif dataset == "kinetics":
+    elif style == "kinetics":
         cleaned = _NOT_NOTE.sub(" ", stripped.replace("_", " "))
         cleaned = cleaned.replace("(", " ").replace(")", " ")
     else:
         cleaned = stripped
     cleaned = _WHITESPACE.sub(" ", cleaned).strip().lower()
     if not cleaned:
-        raise ValueError(f"{dataset} class name {name!r} has no words left after cleaning")
+        raise ValueError(f"{style} class name {name!r} has no words left after cleaning")
     return cleaned
 
 
-def clean_class_names(names: Iterable[str], dataset: str) -> list[str]:
+def clean_class_names(names: Iterable[str], style: str) -> list[str]:
     """Cleans a list of labels with :func:`clean_class_name` and checks they stay distinct.
 
     Raises:
@@ -140,14 +138,14 @@ def clean_class_names(names: Iterable[str], dataset: str) -> list[str]:
             labels clean to the same phrase; the message names every such group.
     """
     names = list(names)
-    cleaned = [clean_class_name(name, dataset) for name in names]
+    cleaned = [clean_class_name(name, style) for name in names]
     sources: dict[str, list[str]] = defaultdict(list)
     for name, phrase in zip(names, cleaned, strict=True):
         sources[phrase].append(name)
     clashes = {phrase: labels for phrase, labels in sources.items() if len(labels) > 1}
     if clashes:
         listed = "; ".join(f"{labels} -> {phrase!r}" for phrase, labels in clashes.items())
-        raise ValueError(f"{dataset} class names collide after cleaning: {listed}")
+        raise ValueError(f"{style} class names collide after cleaning: {listed}")
     return cleaned
 
 

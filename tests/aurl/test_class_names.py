@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aurl.class_names import (
-    DATASETS,
+    NAME_STYLES,
     STOP_WORDS,
     clean_class_name,
     clean_class_names,
@@ -129,7 +129,7 @@ def test_synthetic_and_none_strip_collapse_and_lower(dataset: str) -> None:
     assert clean_class_name("  Red  Circle\tMoving_Left ", dataset) == "red circle moving_left"
 
 
-@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("dataset", NAME_STYLES)
 @pytest.mark.parametrize("name", ["", "   ", "\t\n"])
 def test_blank_names_are_rejected_with_the_value(dataset: str, name: str) -> None:
     with pytest.raises(ValueError, match=re.escape(repr(name))):
@@ -155,7 +155,7 @@ def test_duplicates_after_cleaning_are_reported() -> None:
 
 @given(name=st.text(alphabet=st.characters(min_codepoint=9, max_codepoint=126)))
 def test_cleaning_gives_a_normalised_fixed_point(name: str) -> None:
-    for dataset in DATASETS:
+    for dataset in NAME_STYLES:
         try:
             phrase = clean_class_name(name, dataset)
         except ValueError:

@@ -16,8 +16,8 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from aurl.class_names import (
-    DATASETS,
     HMDB51_OVERRIDES,
+    NAME_STYLES,
     UCF101_OVERRIDES,
     clean_class_name,
 )
@@ -96,7 +96,7 @@ def has_words(label: str, dataset: str) -> bool:
 
 
 @FAST
-@given(label=any_text, dataset=st.sampled_from(DATASETS))
+@given(label=any_text, dataset=st.sampled_from(NAME_STYLES))
 @example(label="__", dataset="hmdb51")
 @example(label="_(not here)", dataset="kinetics")
 @example(label="Ég", dataset="ucf101")
@@ -114,14 +114,14 @@ def test_cleaning_is_normalised_and_idempotent(label: str, dataset: str) -> None
 @FAST
 @given(label=st.text(st.characters(categories=["Lu", "Ll", "Lt", "Lo"]), min_size=1, max_size=20))
 def test_alphabetic_labels_never_clean_to_nothing(label: str) -> None:
-    for dataset in DATASETS:
+    for dataset in NAME_STYLES:
         if dataset == "ucf101" and not label.isascii():
             continue  # its CamelCase split reads ASCII letters only
         assert_normalised(clean_class_name(label, dataset))
 
 
 @FAST
-@given(label=st.one_of(st.just(""), whitespace), dataset=st.sampled_from(DATASETS))
+@given(label=st.one_of(st.just(""), whitespace), dataset=st.sampled_from(NAME_STYLES))
 def test_blank_labels_are_rejected(label: str, dataset: str) -> None:
     with pytest.raises(ValueError, match="non-empty"):
         clean_class_name(label, dataset)
