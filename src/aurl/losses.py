@@ -50,20 +50,6 @@ def nce(a: Tensor, b: Tensor, targets: Tensor, scale: float = 10.0) -> Tensor:
     return F.cross_entropy(cosine_logits(a, b, scale), targets)
 
 
-def alignment_uniformity(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-    """The two parts of the cross-entropy, whose sum is ``F.cross_entropy(logits, targets)``.
-
-    Args:
-        logits: ``(N, M)``.
-        targets: ``(N,)``.
-
-    Returns:
-        ``(alignment, uniformity)`` = ``(mean_i -l_{i,y_i}, mean_i logsumexp_j l_ij)``.
-    """
-    target_logit = logits.gather(1, targets[:, None]).squeeze(1)  # (N,)
-    return -target_logit.mean(), torch.logsumexp(logits, dim=1).mean()
-
-
 class ZeroShotLoss(nn.Module):
     """What :class:`aurl.module.AURLModule` may ask of a loss, with do-nothing defaults.
 
