@@ -1,9 +1,11 @@
 """Helpers of tests/test_cli.py: run ``aurl`` in-process or as a subprocess, shrink experiment
-files to tiny data and models, and build tiny copies of the real dataset layouts."""
+files to tiny data and models, compare parsed configs, and build tiny copies of the real
+dataset layouts."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import io
 import json
@@ -13,7 +15,7 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,80 @@ def write_tiny_overrides(experiment: str | Path, path: Path) -> Path:
     return path
 
 
+# --- configs ------------------------------------------------------------------------------
+def assert_config_contains(expected: Any, actual: Any, where: str = "") -> None:
+    """Every value of ``expected`` (a parsed YAML file) is in ``actual`` (a printed config)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{where}: expected a mapping, got {actual!r}"
+        for key, value in expected.items():
+            assert key in actual, f"{where}.{key} missing from the parsed config"
+            assert_config_contains(value, actual[key], f"{where}.{key}")
+    elif isinstance(expected, list) and expected and isinstance(expected[0], dict):
+        assert isinstance(actual, list) and len(actual) == len(expected), where
+        for k, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            assert_config_contains(e, a, f"{where}[{k}]")
+    else:
+        assert actual == expected, f"{where}: file says {expected!r}, parsed {actual!r}"
+
+
+def referenced_files(spec: Any, folder: Path, where: str = "") -> dict[str, Path]:
+    """``{dotted key: file}`` of the values of an experiment file that name another YAML file
+    (relative to the experiment's ``folder``), such as ``callbacks: defaults/callbacks.yaml``."""
+    if isinstance(spec, dict):
+        found: dict[str, Path] = {}
+        for key, value in spec.items():
+            found.update(referenced_files(value, folder, f"{where}.{key}".lstrip(".")))
+        return found
+    if isinstance(spec, str) and spec.endswith(".yaml") and (folder / spec).is_file():
+        return {where: (folder / spec).resolve()}
+    return {}
+
+
+def without_keys(spec: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """A copy of a parsed YAML file without the given dotted keys."""
+    spec = copy.deepcopy(spec)
+    for key in keys:
+        *parents, last = key.split(".")
+        node = spec
+        for parent in parents:
+            node = node[parent]
+        del node[last]
+    return spec
+
+
+def at_key(config: dict[str, Any], key: str) -> Any:
+    """The value at a dotted key of a printed config."""
+    for part in key.split("."):
+        config = config[part]
+    return config
+
+
+def flatten(config: Any, where: str = "") -> dict[str, Any]:
+    """``{dotted key: value}`` of every mapping leaf; lists and scalars are leaves."""
+    if not isinstance(config, dict) or not config:
+        return {where: config}
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        flat.update(flatten(value, f"{where}.{key}".lstrip(".")))
+    return flat
+
+
+def stated_keys(fragment: Any, base: Any, where: str = "") -> list[str]:
+    """The dotted keys a fragment may change in ``base`` (a printed config): the leaves it
+    states, and the whole of a component whose ``class_path`` it changes (jsonargparse then
+    keeps only the ``init_args`` that the new class accepts)."""
+    if not isinstance(fragment, dict):
+        return [where]
+    if "class_path" in fragment and fragment["class_path"] != (base or {}).get("class_path"):
+        return [where]
+    keys = []
+    for key, value in fragment.items():
+        below = base.get(key) if isinstance(base, dict) else None
+        keys += stated_keys(value, below, f"{where}.{key}".lstrip("."))
+    return keys
+
+
+# --- running aurl --------------------------------------------------------------------------
 @contextlib.contextmanager
 def _restore_torch_state() -> Iterator[None]:
     # A run may switch on deterministic algorithms or change the thread count for the process.

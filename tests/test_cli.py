@@ -32,21 +32,27 @@ from tests.cli_helpers import (
     CPU_TRAINER,
     EXPERIMENTS,
     TINY_SYNTHETIC,
+    assert_config_contains,
+    at_key,
     aurl_subprocess,
     build_hmdb51,
     build_kinetics700,
     build_ucf101,
     cli_exit,
+    flatten,
     free_port,
     last_metrics,
     load_yaml,
     per_step,
     printed_config,
     real_data_class_names,
+    referenced_files,
     run_cli,
+    stated_keys,
     subprocess_env,
     vocabulary,
     wandb_history_and_summary,
+    without_keys,
     write_tiny_overrides,
     write_word2vec,
 )
@@ -59,6 +65,13 @@ TEXT_ENCODERS = sorted(p.name for p in (EXPERIMENTS / "text_encoders").glob("*.y
 # Fragments stack on the full synthetic benchmark (their comments say so).
 FRAGMENT_BASE = EXPERIMENTS / "synthetic.yaml"
 SMOKE = EXPERIMENTS / "smoke.yaml"
+# The house plugins, loggers and callbacks: every experiment names these files for these keys.
+DEFAULTS = EXPERIMENTS / "defaults"
+HOUSE_DEFAULTS = {
+    "trainer.plugins": DEFAULTS / "plugins.yaml",
+    "trainer.logger": DEFAULTS / "loggers.yaml",
+    "trainer.callbacks": DEFAULTS / "callbacks.yaml",
+}
 # Steps per epoch of the tiny benchmark: 8 training videos, batch size 2.
 STEPS_PER_EPOCH = 4
 
@@ -107,34 +120,6 @@ def tiny_fit(
     return [*args, "--trainer.default_root_dir", str(root), *extra]
 
 
-def assert_config_contains(expected: Any, actual: Any, where: str = "") -> None:
-    """Every value of ``expected`` (a parsed YAML file) is in ``actual`` (a printed config)."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), f"{where}: expected a mapping, got {actual!r}"
-        for key, value in expected.items():
-            assert key in actual, f"{where}.{key} missing from the parsed config"
-            assert_config_contains(value, actual[key], f"{where}.{key}")
-    elif isinstance(expected, list) and expected and isinstance(expected[0], dict):
-        assert isinstance(actual, list) and len(actual) == len(expected), where
-        for k, (e, a) in enumerate(zip(expected, actual, strict=True)):
-            assert_config_contains(e, a, f"{where}[{k}]")
-    else:
-        assert actual == expected, f"{where}: file says {expected!r}, parsed {actual!r}"
-
-
-def merge_configs(base: Any, fragment: Any) -> Any:
-    """What stacking ``fragment`` on ``base`` means: mappings merge, anything else replaces;
-    a component whose ``class_path`` changes drops its old ``init_args``."""
-    if not isinstance(base, dict) or not isinstance(fragment, dict):
-        return fragment
-    if "class_path" in fragment and fragment["class_path"] != base.get("class_path"):
-        return fragment
-    merged = dict(base)
-    for key, value in fragment.items():
-        merged[key] = merge_configs(base.get(key), value) if key in base else value
-    return merged
-
-
 def logged_test_metrics(cli: Any) -> dict[str, float]:
     return {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}
 
@@ -153,9 +138,32 @@ def test_every_experiment_has_a_fast_dev_run_test() -> None:
 
 
 @pytest.mark.parametrize("experiment", COMPLETE_EXPERIMENTS)
+def test_experiment_names_the_house_defaults(experiment: str) -> None:
+    references = referenced_files(load_yaml(EXPERIMENTS / experiment), EXPERIMENTS)
+    assert {k: v for k, v in references.items() if k in HOUSE_DEFAULTS} == HOUSE_DEFAULTS
+
+
+def test_every_defaults_file_is_named_by_an_experiment() -> None:
+    # The fast-dev-run tests of the experiments then run every file of defaults/.
+    named = set()
+    for experiment in COMPLETE_EXPERIMENTS:
+        named |= set(referenced_files(load_yaml(EXPERIMENTS / experiment), EXPERIMENTS).values())
+    assert sorted(DEFAULTS.glob("*.yaml")) == sorted(named)
+
+
+@pytest.mark.parametrize("experiment", COMPLETE_EXPERIMENTS)
 def test_experiment_parses_to_what_the_file_says(experiment: str, workdir: Path) -> None:
-    config = printed_config(["fit", "--config", str(EXPERIMENTS / experiment)])
-    assert_config_contains(load_yaml(EXPERIMENTS / experiment), config)
+    path = EXPERIMENTS / experiment
+    config = printed_config(["fit", "--config", str(path)])
+    stated = load_yaml(path)
+    references = referenced_files(stated, path.parent)
+    assert_config_contains(without_keys(stated, references), config)
+    # A key that names a file holds what the file holds, as when the file is given for the key
+    # on the command line.
+    args = [arg for key, file in references.items() for arg in (f"--{key}", str(file))]
+    loaded = printed_config(["fit", *args])
+    for key in references:
+        assert at_key(config, key) == at_key(loaded, key), key
 
 
 @pytest.mark.parametrize(
@@ -163,11 +171,18 @@ def test_experiment_parses_to_what_the_file_says(experiment: str, workdir: Path)
     [f"ablations/{n}" for n in ABLATIONS] + [f"text_encoders/{n}" for n in TEXT_ENCODERS],
 )
 def test_fragment_stacks_on_the_base(fragment: str, workdir: Path) -> None:
+    base = printed_config(["fit", "--config", str(FRAGMENT_BASE)])
     config = printed_config(
         ["fit", "--config", str(FRAGMENT_BASE), "--config", str(EXPERIMENTS / fragment)]
     )
-    expected = merge_configs(load_yaml(FRAGMENT_BASE), load_yaml(EXPERIMENTS / fragment))
-    assert_config_contains(expected, config)
+    stated = load_yaml(EXPERIMENTS / fragment)
+    assert_config_contains(stated, config)
+    # Everything the fragment does not state is as in the base experiment.
+    allowed = stated_keys(stated, base)
+    before, after = flatten(base), flatten(config)
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    for key in changed:
+        assert any(key == a or key.startswith(a + ".") for a in allowed), key
 
 
 @pytest.mark.slow
@@ -277,7 +292,7 @@ def tiny_clip_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, in
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("encoder", ["word2vec", "clip"])
+@pytest.mark.parametrize("encoder", [n.removesuffix(".yaml") for n in TEXT_ENCODERS])
 def test_text_encoder_fragment_fast_dev_run(
     encoder: str,
     tiny_set,
@@ -289,7 +304,7 @@ def test_text_encoder_fragment_fast_dev_run(
     if encoder == "word2vec":
         path = write_word2vec(workdir.parent / "w2v.bin", vocabulary(tiny_set.class_names))
         monkeypatch.setenv("AURL_WORD2VEC", str(path))
-    else:
+    elif encoder == "clip":
         folder, dim = tiny_clip_folder
         monkeypatch.setenv("AURL_CLIP_MODEL", str(folder))
         extra = ["--model.semantic_tower.init_args.text_dim", str(dim)]
@@ -334,7 +349,7 @@ def test_print_config_stdout_is_pure_yaml(tmp_path: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert_config_contains(load_yaml(SMOKE), yaml.safe_load(done.stdout))
+    assert yaml.safe_load(done.stdout) == printed_config(["fit", "--config", str(SMOKE)])
 
 
 # --- 6. config errors -----------------------------------------------------------------------
@@ -412,10 +427,18 @@ def test_wandb_offline_run_holds_the_metrics(short_run: dict[str, Any]) -> None:
             assert summary[f"test/{name}/{kind}/_type"] == "images/separated", (name, kind)
     assert list((run_dir / "files" / "media" / "images").rglob("*.png"))
     assert (root / "plots" / "synthetic_unseen_embeddings.png").is_file()
-    # The resolved config is saved with the run (LightningCLI's SaveConfigCallback).
-    saved = yaml.safe_load((root / "csv" / "version_0" / "config.yaml").read_text())
+    # The resolved config is saved with the run (LightningCLI's SaveConfigCallback), complete:
+    # the house callbacks themselves, not the name of their file; and it parses again.
+    saved_path = root / "csv" / "version_0" / "config.yaml"
+    saved = yaml.safe_load(saved_path.read_text())
     assert saved["trainer"]["max_epochs"] == 2
     assert saved["trainer"]["default_root_dir"] == str(root)
+    house = load_yaml(HOUSE_DEFAULTS["trainer.callbacks"])
+    assert [c["class_path"] for c in saved["trainer"]["callbacks"]] == [
+        c["class_path"] for c in house
+    ]
+    reparsed = printed_config(["fit", "--config", str(saved_path)])
+    assert reparsed["trainer"]["callbacks"] == saved["trainer"]["callbacks"]
 
 
 @pytest.mark.slow

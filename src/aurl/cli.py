@@ -97,10 +97,10 @@ def link_data_seed(config: Any) -> None:
 def resolve_run_folder(trainer_config: Any) -> None:
     """Replaces ``{root}`` in logger and callback paths by ``trainer.default_root_dir``.
 
-    ``{run}`` in a logger's ``name`` becomes the folder's name (the W&B run name). Experiment
-    files write ``save_dir: "{root}"`` and ``dirpath: "{root}/checkpoints"``, so
-    ``--trainer.default_root_dir runs/x`` (or an ablation fragment) moves the whole run folder:
-    logs, W&B files, checkpoints and plots.
+    ``{run}`` in a logger's ``name`` becomes the folder's name (the W&B run name). The house
+    loggers and callbacks (``experiments/defaults/``) write ``save_dir: "{root}"`` and
+    ``dirpath: "{root}/checkpoints"``, so ``--trainer.default_root_dir runs/x`` (or an ablation
+    fragment) moves the whole run folder: logs, W&B files, checkpoints and plots.
     """
     root = str(trainer_config.get("default_root_dir") or ".")
     run = Path(root).resolve().name
