@@ -344,7 +344,7 @@ def read_clip_pytorchvideo(
     return out["video"]
 
 
-def reader_methods() -> dict[str, Callable[[Clip], Any]]:
+def create_reader_methods() -> dict[str, Callable[[Clip], Any]]:
     """The methods of :data:`METHODS`, each reading one :class:`Clip`."""
     encoded_video = encoded_video_class()
     return {
@@ -611,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "kinetics_like": kinetics_like_videos(args.cache_dir, args.videos, args.seconds),
         "bikes": [bikes_path()],
     }
-    methods = reader_methods()
+    methods = create_reader_methods()
     reader: dict[str, Any] = {}
     targets = []
     torch_threads = torch.get_num_threads()

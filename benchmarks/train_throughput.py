@@ -164,7 +164,7 @@ def class_names(setup: Setup) -> list[str]:
     return [f"action {i}" for i in range(setup.num_classes)]
 
 
-def build_components(setup: Setup, seed: int) -> dict[str, Any]:
+def create_components(setup: Setup, seed: int) -> dict[str, Any]:
     """Towers, loss, generator and text encoder, initialised from ``seed``."""
     torch.manual_seed(seed)
     return {
@@ -183,7 +183,7 @@ def build_components(setup: Setup, seed: int) -> dict[str, Any]:
     }
 
 
-def make_batches(setup: Setup, device: torch.device, seed: int) -> list[dict[str, Any]]:
+def create_batches(setup: Setup, device: torch.device, seed: int) -> list[dict[str, Any]]:
     """``setup.num_batches`` random batches shaped like ``collate_skip``'s, on ``device``."""
     generator = torch.Generator().manual_seed(seed)
     shape = (setup.batch_size, 3, setup.clip_len, setup.size, setup.size)
@@ -216,7 +216,7 @@ class CycledBatches(Dataset):
         return self.batches[index % len(self.batches)]
 
 
-def batch_loader(batches: Sequence[dict[str, Any]], steps: int) -> DataLoader:
+def create_batch_loader(batches: Sequence[dict[str, Any]], steps: int) -> DataLoader:
     """A loader yielding ``steps`` ready-made batches in the main process, as both sides use."""
     return DataLoader(CycledBatches(batches, steps), batch_size=None, num_workers=0)
 
@@ -233,7 +233,7 @@ class BenchData(L.LightningDataModule):
         self.steps = steps
 
     def train_dataloader(self) -> DataLoader:
-        return batch_loader(self.batches, self.steps)
+        return create_batch_loader(self.batches, self.steps)
 
 
 class StepTimer(L.Callback):
@@ -294,7 +294,7 @@ def run_trainer(
         set-up included) and ``nonfinite_steps`` (skipped by the module).
     """
     _start(device)
-    components = build_components(setup, seed)
+    components = create_components(setup, seed)
     if compile_visual:
         components["visual_tower"].compile()
     timer = StepTimer(setup.warmup_steps, setup.steps, device.type == "cuda")
@@ -347,7 +347,7 @@ def run_plain(
     _start(device)
     start = time.perf_counter()
     cuda = device.type == "cuda"
-    parts = build_components(setup, seed)
+    parts = create_components(setup, seed)
     visual, semantic, loss_fn = parts["visual_tower"], parts["semantic_tower"], parts["loss"]
     generator = parts["class_generator"]
     loss_fn.init_centres(setup.num_classes, setup.embed_dim)  # what AURLModule.setup does
@@ -360,7 +360,7 @@ def run_plain(
     scheduler = build_warmup_cosine(optimizer, warmup, setup.steps)
     losses: list[Tensor] = []
     t0 = float("nan")
-    for i, batch in enumerate(batch_loader(batches, setup.steps)):
+    for i, batch in enumerate(create_batch_loader(batches, setup.steps)):
         video, labels = batch["video"].to(device), batch["label"].to(device)
         if i == setup.warmup_steps:
             t0 = clock(cuda)
@@ -390,7 +390,7 @@ def bench_trainer_vs_plain(setup: Setup, seed: int) -> dict[str, Any]:
         ``loss_max_abs_diff`` (largest per-step loss difference between the first runs).
     """
     device = torch.device("cpu")
-    batches = make_batches(setup, device, seed)
+    batches = create_batches(setup, device, seed)
     runs: dict[str, list[dict[str, Any]]] = {"trainer": [], "plain": []}
 
     def timed(side: str) -> Any:
@@ -446,7 +446,7 @@ def bench_variants(
     """
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the Trainer sets it too (benchmark=True)
-    batches = make_batches(setup, device, seed)
+    batches = create_batches(setup, device, seed)
     runs = {}
     for name in variants:
         logger.info("%s on %s: %s", setup.name, device, name)
