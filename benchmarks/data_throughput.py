@@ -69,6 +69,7 @@ from data_modules.clip_sampling import make_clip_sampler
 from data_modules.datasets import VideoClipDataset, collate_skip
 from data_modules.transforms import make_transform
 from data_modules.video_reader import probe_video, read_clip
+from data_modules.video_writer import write_video
 
 logger = logging.getLogger(__name__)
 
@@ -165,14 +166,14 @@ def encode_kinetics_like(
     fps: int,
     gop_size: int = 250,
     crf: int = 23,
-    preset: str = "veryfast",
     seed: int = 0,
 ) -> Path:
     """Writes an MP4 like a Kinetics clip: x264's usual settings and a stereo AAC track.
 
-    :func:`data_modules.video_writer.write_video` tunes x264 for zero latency (no B-frames, no
-    look-ahead) and writes no audio; downloaded footage has B-frames, scene-cut keyframes and an
-    audio track whose packets the demuxer has to step over. The file is written atomically.
+    :func:`data_modules.video_writer.write_video` with its defaults tunes x264 for zero latency
+    (no B-frames, no look-ahead) and writes no audio; downloaded footage has B-frames, scene-cut
+    keyframes and an audio track whose packets the demuxer has to step over. The file is written
+    atomically.
 
     Args:
         path: output ``.mp4``.
@@ -180,41 +181,20 @@ def encode_kinetics_like(
         fps: frame rate.
         gop_size: maximum frames between keyframes (x264's default keyint is 250).
         crf: constant rate factor (x264's default is 23).
-        preset: x264 speed preset.
         seed: seed of the audio (a quiet tone plus noise, 44.1 kHz).
 
     Returns:
         The written path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    rate, chunk = 44100, 1024  # AAC encodes 1024 samples per frame
+    rate = 44100
     num_samples = len(frames) * rate // fps
     t = np.arange(num_samples) / rate
     noise = np.random.default_rng(seed).standard_normal(num_samples)
     wave = (0.1 * np.sin(2 * np.pi * 220 * t) + 0.02 * noise).astype(np.float32)  # (S,)
-    with av.open(str(tmp), mode="w") as container:
-        video = container.add_stream("libx264", rate=Fraction(fps))
-        video.width, video.height = frames.shape[2], frames.shape[1]
-        video.pix_fmt = "yuv420p"
-        video.codec_context.gop_size = gop_size
-        video.options = {"crf": str(crf), "preset": preset}
-        audio = container.add_stream("aac", rate=rate, layout="stereo")
-        written = 0
-        for i, frame in enumerate(frames):
-            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-            # Audio up to the end of this video frame, so the packets interleave as in real files.
-            while written < min(num_samples, (i + 1) * rate // fps):
-                samples = np.ascontiguousarray(np.tile(wave[written : written + chunk], (2, 1)))
-                piece = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
-                piece.sample_rate, piece.pts = rate, written
-                container.mux(audio.encode(piece))
-                written += samples.shape[1]
-        container.mux(video.encode())
-        container.mux(audio.encode())
-    tmp.replace(path)
-    return path
+    stereo = np.tile(wave, (2, 1))  # (2, S)
+    return write_video(
+        path, frames, fps, gop_size=gop_size, crf=crf, tune=None, audio=stereo, audio_rate=rate
+    )
 
 
 def kinetics_like_videos(
