@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from av.video.frame import PictureType
 
-from benchmarks import common, data_throughput, train_throughput
+from benchmarks import common, data_throughput, readers, train_throughput, videos
 
 
 # --- common ------------------------------------------------------------------------------------
@@ -95,9 +95,9 @@ def test_memory_helpers_are_consistent() -> None:
 @pytest.fixture(scope="module")
 def kinetics_like_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """45 frames of generated footage at 30 fps, a keyframe at most every 20 frames, with audio."""
-    frames = data_throughput.kinetics_like_frames(0, 45, 48, 64)
+    frames = videos.kinetics_like_frames(0, 45, 48, 64)
     path = tmp_path_factory.mktemp("videos") / "clip.mp4"
-    return data_throughput.encode_kinetics_like(path, frames, fps=30, gop_size=20)
+    return videos.encode_kinetics_like(path, frames, fps=30, gop_size=20)
 
 
 def _decode_all(path: Path) -> np.ndarray:
@@ -106,10 +106,10 @@ def _decode_all(path: Path) -> np.ndarray:
 
 
 def test_kinetics_like_frames_are_seeded_and_smooth() -> None:
-    a = data_throughput.kinetics_like_frames(3, 6, 32, 48)
+    a = videos.kinetics_like_frames(3, 6, 32, 48)
     assert a.shape == (6, 32, 48, 3) and a.dtype == np.uint8
-    assert np.array_equal(a, data_throughput.kinetics_like_frames(3, 6, 32, 48))
-    b = data_throughput.kinetics_like_frames(4, 6, 32, 48)
+    assert np.array_equal(a, videos.kinetics_like_frames(3, 6, 32, 48))
+    b = videos.kinetics_like_frames(4, 6, 32, 48)
     frame_to_frame = np.abs(np.diff(a.astype(float), axis=0)).mean()
     between_videos = np.abs(a.astype(float) - b.astype(float)).mean()
     assert frame_to_frame < between_videos / 3  # natural-ish: consecutive frames are alike
@@ -121,7 +121,7 @@ def test_generated_video_has_b_frames_audio_and_keyframes(kinetics_like_file: Pa
         assert container.streams.audio[0].codec_context.name == "aac"
         types = {f.pict_type for f in container.decode(video=0)}
     assert PictureType.B in types
-    keyframes = data_throughput.keyframe_indices(kinetics_like_file)
+    keyframes = videos.keyframe_indices(kinetics_like_file)
     assert keyframes[0] == 0 and all(b - a <= 20 for a, b in itertools.pairwise(keyframes))
 
 
@@ -130,18 +130,18 @@ def test_raw_pyav_reader_matches_a_full_decode(kinetics_like_file: Path, thread_
     everything = _decode_all(kinetics_like_file)
     for start in (0, 13, 29):  # the first frame, after a keyframe, up to the last frame
         indices = list(range(start, start + 16))
-        clip = data_throughput.read_clip_raw_pyav(kinetics_like_file, indices, thread_type)
+        clip = readers.read_clip_raw_pyav(kinetics_like_file, indices, thread_type)
         assert np.array_equal(clip, everything[indices])
 
 
 def test_pytorchvideo_reader_matches_a_full_decode(kinetics_like_file: Path) -> None:
     everything = _decode_all(kinetics_like_file)
-    encoded_video = data_throughput.encoded_video_class()
-    clip = data_throughput.Clip(kinetics_like_file, list(range(20, 36)), Fraction(30))
+    encoded_video = readers.encoded_video_class()
+    clip = readers.Clip(kinetics_like_file, list(range(20, 36)), Fraction(30))
     for decode_audio in (False, True):
-        out = data_throughput.read_clip_pytorchvideo(encoded_video, clip, decode_audio)
+        out = readers.read_clip_pytorchvideo(encoded_video, clip, decode_audio)
         assert out.shape == (3, 16, 48, 64)
-        assert np.array_equal(data_throughput.as_thwc_uint8(out), everything[20:36])
+        assert np.array_equal(readers.as_thwc_uint8(out), everything[20:36])
 
 
 @pytest.mark.slow
