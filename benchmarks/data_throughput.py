@@ -41,6 +41,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +52,15 @@ from torch.utils.data import DataLoader
 
 from benchmarks.common import (
     CACHE_DIR,
-    RESULTS_DIR,
-    command_line,
+    create_parser,
     current_rss_mib,
     interleave,
     machine_info,
     markdown_table,
     peak_rss_mib,
+    publish,
     speedup,
     summarize,
-    write_results,
 )
 from benchmarks.readers import (
     Clip,
@@ -294,17 +294,11 @@ def bench_dataloader(
         "seed": seed,
         "start_method": mp.get_start_method(),
     }
-    passes = {str(w): [] for w in workers}
-
-    def one(w: int) -> Callable[[], float]:
-        def run() -> float:
-            logger.info("DataLoader pass with %d workers", w)
-            passes[str(w)].append(_run_dataloader(spec, w))
-            return passes[str(w)][-1]["clips_per_s"]
-
-        return run
-
-    interleave({str(w): one(w) for w in workers}, repeats)
+    passes = interleave(
+        {str(w): partial(_run_dataloader, spec, w) for w in workers},
+        repeats,
+        label="DataLoader workers",
+    )
     runs = {}
     for w, records in passes.items():
         runs[w] = {
@@ -338,10 +332,7 @@ def _max_or_none(values: Iterable[float | None]) -> float | None:
 
 # --- main ------------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.data_throughput", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="small setting (~1-2 min)")
+    parser = create_parser("data_throughput", __doc__.split("\n")[0])
     parser.add_argument("--videos", type=int, help="generated videos (quick 2, full 6)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of generated videos")
     parser.add_argument("--clips", type=int, help="clips per source and repeat (6 / 24)")
@@ -354,9 +345,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--size", type=int, default=112, help="DataLoader clip height/width")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     for key, value in PRESETS["quick" if args.quick else "full"].items():
         if getattr(args, key) is None:
@@ -436,13 +425,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "targets": targets,
         "dataloader": dataloader,
     }
-    sections = _markdown(results)
-    name = "data_throughput_quick" if args.quick else "data_throughput"
-    json_path, md_path = write_results(
-        name, command_line("data_throughput", argv), results, sections, args.out_dir
-    )
-    print("\n".join(f"## {heading}\n\n{body}" for heading, body in sections))
-    print(f"wrote {json_path} and {md_path}")
+    publish("data_throughput", argv, results, _markdown(results), args.out_dir, args.quick)
     return results
 
 

@@ -38,6 +38,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -52,16 +53,15 @@ from aurl.optim import build_optimizer, build_warmup_cosine
 from aurl.text_encoders import RandomTextEncoder
 from aurl.towers import SemanticTower, VisualTower
 from benchmarks.common import (
-    RESULTS_DIR,
     clock,
-    command_line,
+    create_parser,
     cuda_peak_mib,
     interleave,
     machine_info,
     markdown_table,
+    publish,
     speedup,
     summarize,
-    write_results,
 )
 
 logger = logging.getLogger(__name__)
@@ -391,18 +391,13 @@ def bench_trainer_vs_plain(setup: Setup, seed: int) -> dict[str, Any]:
     """
     device = torch.device("cpu")
     batches = create_batches(setup, device, seed)
-    runs: dict[str, list[dict[str, Any]]] = {"trainer": [], "plain": []}
-
-    def timed(side: str) -> Any:
-        def run() -> float:
-            logger.info("%s: %s run %d", setup.name, side, len(runs[side]) + 1)
-            fn = run_trainer if side == "trainer" else run_plain
-            runs[side].append(fn(setup, batches, device, seed))
-            return runs[side][-1]["seconds"]
-
-        return run
-
-    times = interleave({side: timed(side) for side in runs}, setup.repeats)
+    train = {"trainer": run_trainer, "plain": run_plain}
+    runs = interleave(
+        {side: partial(fn, setup, batches, device, seed) for side, fn in train.items()},
+        setup.repeats,
+        label=setup.name,
+    )
+    times = {side: [r["seconds"] for r in records] for side, records in runs.items()}
     ratio = speedup(times["trainer"], times["plain"])
     first_t, first_p = runs["trainer"][0]["losses"], runs["plain"][0]["losses"]
     sides = {}
@@ -467,10 +462,7 @@ def bench_variants(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.train_throughput", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="small setting (~1-2 min)")
+    parser = create_parser("train_throughput", __doc__.split("\n")[0])
     parser.add_argument(
         "--threads",
         type=int,
@@ -490,8 +482,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="NAME"
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", default=str(RESULTS_DIR))
     return parser.parse_args(argv)
 
 
@@ -553,13 +543,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "trainer_vs_plain": cpu,
         "variants": variants,
     }
-    sections = _markdown(results)
-    name = "train_throughput_quick" if args.quick or args.tiny else "train_throughput"
-    json_path, md_path = write_results(
-        name, command_line("train_throughput", argv), results, sections, args.out_dir
-    )
-    print("\n".join(f"## {heading}\n\n{body}" for heading, body in sections))
-    print(f"wrote {json_path} and {md_path}")
+    quick = args.quick or args.tiny
+    publish("train_throughput", argv, results, _markdown(results), args.out_dir, quick)
     return results
 
 

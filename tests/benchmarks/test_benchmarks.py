@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+import logging
 import math
 import os
 import statistics
@@ -39,7 +40,7 @@ def test_summarize_and_speedup_against_hand_computed_values() -> None:
         common.speedup([1.0], [1.0, 2.0])
 
 
-def test_interleave_rotates_who_goes_first() -> None:
+def test_interleave_rotates_who_goes_first(caplog: pytest.LogCaptureFixture) -> None:
     calls: list[str] = []
 
     def run(name: str):
@@ -49,9 +50,11 @@ def test_interleave_rotates_who_goes_first() -> None:
 
         return fn
 
-    times = common.interleave({n: run(n) for n in "abc"}, repeats=3, start=1)
+    with caplog.at_level(logging.INFO, logger="benchmarks.common"):
+        times = common.interleave({n: run(n) for n in "abc"}, repeats=3, start=1, label="demo")
     assert calls == list("bcacababc")
     assert times == {"a": [3.0, 5.0, 7.0], "b": [1.0, 6.0, 8.0], "c": [2.0, 4.0, 9.0]}
+    assert caplog.messages[:2] == ["demo: b, repeat 1 of 3", "demo: c, repeat 1 of 3"]
 
 
 def test_markdown_table_formats_cells_and_checks_row_length() -> None:
