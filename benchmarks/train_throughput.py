@@ -146,6 +146,24 @@ GPU_R2PLUS1D_18 = Setup(
     warmup_steps=10,
     repeats=1,
 )
+# A few milliseconds a step: smoke tests of the whole benchmark (--tiny).
+CPU_TINY = replace(
+    CPU_SMALL,
+    name="cpu_tiny",
+    backbone_kwargs={"widths": (4, 4, 8, 8)},
+    clip_len=4,
+    size=16,
+    batch_size=4,
+    num_classes=4,
+    text_dim=8,
+    fc_dim=16,
+    hidden_dim=16,
+    embed_dim=16,
+    steps=4,
+    warmup_steps=1,
+    num_batches=2,
+    repeats=1,
+)
 PRESETS = {
     "quick": [replace(CPU_SMALL, steps=20, warmup_steps=4, repeats=5)],
     "full": [CPU_SMALL, CPU_MEDIUM],
@@ -486,27 +504,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _cpu_setups(args: argparse.Namespace) -> list[Setup]:
-    setups = PRESETS["quick" if args.quick else "full"]
-    if args.tiny:
-        setups = [
-            replace(
-                CPU_SMALL,
-                name="cpu_tiny",
-                backbone_kwargs={"widths": (4, 4, 8, 8)},
-                clip_len=4,
-                size=16,
-                batch_size=4,
-                num_classes=4,
-                text_dim=8,
-                fc_dim=16,
-                hidden_dim=16,
-                embed_dim=16,
-                steps=4,
-                warmup_steps=1,
-                num_batches=2,
-                repeats=1,
-            )
-        ]
+    setups = [CPU_TINY] if args.tiny else PRESETS["quick" if args.quick else "full"]
     overrides = {"steps": args.steps, "warmup_steps": args.warmup_steps, "repeats": args.repeats}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return [replace(s, **overrides) for s in setups]
