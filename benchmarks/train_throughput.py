@@ -38,6 +38,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -54,16 +55,15 @@ from aurl.optim import create_optimizer, create_warmup_cosine
 from aurl.text_encoders import RandomTextEncoder
 from aurl.towers import SemanticTower, VisualTower
 from benchmarks.common import (
-    RESULTS_DIR,
     clock,
-    command_line,
+    create_parser,
     cuda_peak_mib,
     interleave,
     machine_info,
     markdown_table,
+    publish,
     speedup,
     summarize,
-    write_results,
 )
 
 logger = logging.getLogger(__name__)
@@ -148,6 +148,24 @@ GPU_R2PLUS1D_18 = Setup(
     warmup_steps=10,
     repeats=1,
 )
+# A few milliseconds a step: smoke tests of the whole benchmark (--tiny).
+CPU_TINY = replace(
+    CPU_SMALL,
+    name="cpu_tiny",
+    backbone_kwargs={"widths": (4, 4, 8, 8)},
+    clip_len=4,
+    size=16,
+    batch_size=4,
+    num_classes=4,
+    text_dim=8,
+    fc_dim=16,
+    hidden_dim=16,
+    embed_dim=16,
+    steps=4,
+    warmup_steps=1,
+    num_batches=2,
+    repeats=1,
+)
 PRESETS = {
     "quick": [replace(CPU_SMALL, steps=20, warmup_steps=4, repeats=5)],
     "full": [CPU_SMALL, CPU_MEDIUM],
@@ -166,7 +184,7 @@ def class_names(setup: Setup) -> list[str]:
     return [f"action {i}" for i in range(setup.num_classes)]
 
 
-def build_components(setup: Setup, seed: int) -> dict[str, Any]:
+def create_components(setup: Setup, seed: int) -> dict[str, Any]:
     """Towers, loss, generator and text encoder, initialised from ``seed``."""
     torch.manual_seed(seed)
     return {
@@ -185,7 +203,7 @@ def build_components(setup: Setup, seed: int) -> dict[str, Any]:
     }
 
 
-def make_batches(setup: Setup, device: torch.device, seed: int) -> list[dict[str, Any]]:
+def create_batches(setup: Setup, device: torch.device, seed: int) -> list[dict[str, Any]]:
     """``setup.num_batches`` random batches shaped like ``collate_skip``'s, on ``device``."""
     generator = torch.Generator().manual_seed(seed)
     shape = (setup.batch_size, 3, setup.clip_len, setup.size, setup.size)
@@ -218,7 +236,7 @@ class CycledBatches(Dataset):
         return self.batches[index % len(self.batches)]
 
 
-def batch_loader(batches: Sequence[dict[str, Any]], steps: int) -> DataLoader:
+def create_batch_loader(batches: Sequence[dict[str, Any]], steps: int) -> DataLoader:
     """A loader yielding ``steps`` ready-made batches in the main process, as both sides use."""
     return DataLoader(CycledBatches(batches, steps), batch_size=None, num_workers=0)
 
@@ -233,7 +251,7 @@ class BenchData(L.LightningDataModule):
         self.steps = steps
 
     def train_dataloader(self) -> DataLoader:
-        return batch_loader(self.batches, self.steps)
+        return create_batch_loader(self.batches, self.steps)
 
 
 class StepTimer(L.Callback):
@@ -294,7 +312,7 @@ def run_trainer(
         set-up included) and ``nonfinite_steps`` (skipped by :class:`NonFiniteGuard`).
     """
     _start(device)
-    components = build_components(setup, seed)
+    components = create_components(setup, seed)
     if compile_visual:
         components["visual_tower"].compile()
     timer = StepTimer(setup.warmup_steps, setup.steps, device.type == "cuda")
@@ -348,7 +366,7 @@ def run_plain(
     _start(device)
     start = time.perf_counter()
     cuda = device.type == "cuda"
-    parts = build_components(setup, seed)
+    parts = create_components(setup, seed)
     visual, semantic, loss_fn = parts["visual_tower"], parts["semantic_tower"], parts["loss"]
     generator = parts["class_generator"]
     loss_fn.init_centres(setup.num_classes, setup.embed_dim)  # what AURLModule.setup does
@@ -361,7 +379,7 @@ def run_plain(
     scheduler = create_warmup_cosine(optimizer, warmup, setup.steps)
     losses: list[Tensor] = []
     t0 = float("nan")
-    for i, batch in enumerate(batch_loader(batches, setup.steps)):
+    for i, batch in enumerate(create_batch_loader(batches, setup.steps)):
         video, labels = batch["video"].to(device), batch["label"].to(device)
         if i == setup.warmup_steps:
             t0 = clock(cuda)
@@ -391,19 +409,14 @@ def bench_trainer_vs_plain(setup: Setup, seed: int) -> dict[str, Any]:
         ``loss_max_abs_diff`` (largest per-step loss difference between the first runs).
     """
     device = torch.device("cpu")
-    batches = make_batches(setup, device, seed)
-    runs: dict[str, list[dict[str, Any]]] = {"trainer": [], "plain": []}
-
-    def timed(side: str) -> Any:
-        def run() -> float:
-            logger.info("%s: %s run %d", setup.name, side, len(runs[side]) + 1)
-            fn = run_trainer if side == "trainer" else run_plain
-            runs[side].append(fn(setup, batches, device, seed))
-            return runs[side][-1]["seconds"]
-
-        return run
-
-    times = interleave({side: timed(side) for side in runs}, setup.repeats)
+    batches = create_batches(setup, device, seed)
+    train = {"trainer": run_trainer, "plain": run_plain}
+    runs = interleave(
+        {side: partial(fn, setup, batches, device, seed) for side, fn in train.items()},
+        setup.repeats,
+        label=setup.name,
+    )
+    times = {side: [r["seconds"] for r in records] for side, records in runs.items()}
     ratio = speedup(times["trainer"], times["plain"])
     first_t, first_p = runs["trainer"][0]["losses"], runs["plain"][0]["losses"]
     sides = {}
@@ -447,7 +460,7 @@ def bench_variants(
     """
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the Trainer sets it too (benchmark=True)
-    batches = make_batches(setup, device, seed)
+    batches = create_batches(setup, device, seed)
     runs = {}
     for name in variants:
         logger.info("%s on %s: %s", setup.name, device, name)
@@ -468,10 +481,7 @@ def bench_variants(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.train_throughput", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="small setting (~1-2 min)")
+    parser = create_parser("train_throughput", __doc__.split("\n")[0])
     parser.add_argument(
         "--threads",
         type=int,
@@ -491,33 +501,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="NAME"
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", default=str(RESULTS_DIR))
     return parser.parse_args(argv)
 
 
 def _cpu_setups(args: argparse.Namespace) -> list[Setup]:
-    setups = PRESETS["quick" if args.quick else "full"]
-    if args.tiny:
-        setups = [
-            replace(
-                CPU_SMALL,
-                name="cpu_tiny",
-                backbone_kwargs={"widths": (4, 4, 8, 8)},
-                clip_len=4,
-                size=16,
-                batch_size=4,
-                num_classes=4,
-                text_dim=8,
-                fc_dim=16,
-                hidden_dim=16,
-                embed_dim=16,
-                steps=4,
-                warmup_steps=1,
-                num_batches=2,
-                repeats=1,
-            )
-        ]
+    setups = [CPU_TINY] if args.tiny else PRESETS["quick" if args.quick else "full"]
     overrides = {"steps": args.steps, "warmup_steps": args.warmup_steps, "repeats": args.repeats}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return [replace(s, **overrides) for s in setups]
@@ -554,13 +542,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "trainer_vs_plain": cpu,
         "variants": variants,
     }
-    sections = _markdown(results)
-    name = "train_throughput_quick" if args.quick or args.tiny else "train_throughput"
-    json_path, md_path = write_results(
-        name, command_line("train_throughput", argv), results, sections, args.out_dir
-    )
-    print("\n".join(f"## {heading}\n\n{body}" for heading, body in sections))
-    print(f"wrote {json_path} and {md_path}")
+    quick = args.quick or args.tiny
+    publish("train_throughput", argv, results, _markdown(results), args.out_dir, quick)
     return results
 
 
