@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from aurl.class_names import clean_class_names
+from aurl.paths import expand_path
 
 logger = logging.getLogger(__name__)
 
@@ -149,3 +151,35 @@ class _DirIndex:
                 names = frozenset()
             self._names[path.parent] = names
         return path.name in names
+
+
+class SplitListCatalog(VideoCatalog):
+    """A catalog whose official split lists choose the videos of a fold (UCF101, HMDB51).
+
+    Args:
+        root: folder of the class folders.
+        split_dir: folder of the official split files; None lists every video in the class
+            folders (subset ``"all"`` only).
+        fold: split number N (1-3 officially).
+        subset: ``"all"``, ``"train"`` or ``"test"`` (see each dataset).
+        name: catalog name; None: the dataset's (``name_style``, e.g. ``"ucf101"``).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split_dir: str | Path | None = None,
+        fold: int = 1,
+        subset: Literal["all", "train", "test"] = "all",
+        name: str | None = None,
+    ) -> None:
+        dataset = type(self).__name__
+        if subset not in ("all", "train", "test"):
+            raise ValueError(f"{dataset} subset must be 'all', 'train' or 'test', got {subset!r}")
+        if fold < 1:
+            raise ValueError(f"{dataset} fold must be >= 1, got {fold}")
+        self.root = expand_path(root, f"{dataset}.root")
+        self.split_dir = None if split_dir is None else expand_path(split_dir, "split_dir")
+        self.fold = fold
+        self.subset = subset
+        self.name = name or self.name_style

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
-from aurl.paths import expand_path
 from data_modules.datasets.annotations import AnnotationError, _read_lines, read_class_list
 from data_modules.datasets.base import (
     CLASS_LISTS,
     VIDEO_EXTENSIONS,
     CatalogListing,
-    VideoCatalog,
+    SplitListCatalog,
     _DirIndex,
     _require_dir,
     _video_files,
@@ -21,7 +19,7 @@ from data_modules.datasets.base import (
 logger = logging.getLogger(__name__)
 
 
-class HMDB51(VideoCatalog):
+class HMDB51(SplitListCatalog):
     """HMDB51 videos at ``<root>/<class>/<video>.avi`` with the official split files.
 
     Split files are ``<class>_test_split<N>.txt`` with lines ``<video> <id>``: id 1 is train,
@@ -44,24 +42,6 @@ class HMDB51(VideoCatalog):
         "train": {"1"},
         "test": {"2"},
     }
-
-    def __init__(
-        self,
-        root: str | Path,
-        split_dir: str | Path | None = None,
-        fold: int = 1,
-        subset: Literal["all", "train", "test"] = "all",
-        name: str = "hmdb51",
-    ) -> None:
-        if subset not in self._SUBSET_IDS:
-            raise ValueError(f"HMDB51 subset must be 'all', 'train' or 'test', got {subset!r}")
-        if fold < 1:
-            raise ValueError(f"HMDB51 fold must be >= 1, got {fold}")
-        self.root = expand_path(root, "HMDB51.root")
-        self.split_dir = None if split_dir is None else expand_path(split_dir, "split_dir")
-        self.fold = fold
-        self.subset = subset
-        self.name = name
 
     def _list(self) -> CatalogListing:
         _require_dir(self.root, "HMDB51 root")

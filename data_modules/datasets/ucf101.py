@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from aurl.paths import expand_path
 from data_modules.datasets.annotations import AnnotationError, _read_lines, _require_file
 from data_modules.datasets.base import (
     CLASS_LISTS,
     VIDEO_EXTENSIONS,
     CatalogListing,
-    VideoCatalog,
+    SplitListCatalog,
     _DirIndex,
     _require_dir,
     _video_files,
 )
 
 
-class UCF101(VideoCatalog):
+class UCF101(SplitListCatalog):
     """UCF101 videos at ``<root>/<ClassName>/v_<ClassName>_gXX_cYY.avi`` with the official lists.
 
     Classes come from ``classInd.txt`` (``<index> <ClassName>``, indices 1..N in order). The
@@ -38,24 +36,6 @@ class UCF101(VideoCatalog):
     """
 
     name_style = "ucf101"
-
-    def __init__(
-        self,
-        root: str | Path,
-        split_dir: str | Path | None = None,
-        fold: int = 1,
-        subset: Literal["all", "train", "test"] = "all",
-        name: str = "ucf101",
-    ) -> None:
-        if subset not in ("all", "train", "test"):
-            raise ValueError(f"UCF101 subset must be 'all', 'train' or 'test', got {subset!r}")
-        if fold < 1:
-            raise ValueError(f"UCF101 fold must be >= 1, got {fold}")
-        self.root = expand_path(root, "UCF101.root")
-        self.split_dir = None if split_dir is None else expand_path(split_dir, "split_dir")
-        self.fold = fold
-        self.subset = subset
-        self.name = name
 
     def _list(self) -> CatalogListing:
         _require_dir(self.root, "UCF101 root")
