@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import io
 import json
 import os
@@ -269,29 +268,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def read_metrics_csv(path: Path) -> dict[str, list[float]]:
-    """Every logged value of every column of a CSVLogger ``metrics.csv``, in row order."""
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    columns: dict[str, list[float]] = {}
-    for row in rows:
-        for key, value in row.items():
-            if value not in ("", None):
-                columns.setdefault(key, []).append(float(value))
-    return columns
-
-
-def per_step(path: Path, key: str) -> dict[int, float]:
-    """``{global step: value}`` of a metric logged every step (``train/loss``, an ``lr-*``)."""
-    with path.open(newline="") as handle:
-        return {int(r["step"]): float(r[key]) for r in csv.DictReader(handle) if r.get(key)}
-
-
-def last_metrics(path: Path, prefix: str = "") -> dict[str, float]:
-    """The last logged value of each column of ``metrics.csv`` starting with ``prefix``."""
-    return {k: v[-1] for k, v in read_metrics_csv(path).items() if k.startswith(prefix)}
 
 
 # --- W&B offline runs ---------------------------------------------------------------------

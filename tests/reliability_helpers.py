@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
 import lightning as L
 import numpy as np
 import torch
@@ -25,7 +24,7 @@ from aurl.callbacks import NonFiniteGuard
 from aurl.module import AURLModule
 from data_modules.datasets import Kinetics700
 from data_modules.video_writer import write_video
-from tests.tiny import ColourData, find_callback, tiny_module, tiny_trainer
+from tests.tiny import ColourData, find_callback, tiny_module, tiny_trainer, write_audio_only
 
 TEXT_DIM = 8
 # Frames of a good video; clips are CLIP_LEN frames, so a SHORT_FRAMES video loops.
@@ -65,20 +64,6 @@ def _noise_video(path: Path, num_frames: int, rng: np.random.Generator) -> Path:
     return write_video(path, frames, fps=8, gop_size=num_frames)
 
 
-def _write_audio_only(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=8000)
-        stream.layout = "mono"
-        for i in range(4):
-            frame = av.AudioFrame.from_ndarray(
-                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
-            )
-            frame.sample_rate, frame.pts = 8000, i * 1024
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-
-
 def _write_bad(path: Path, kind: str, rng: np.random.Generator) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "truncated":
@@ -89,7 +74,8 @@ def _write_bad(path: Path, kind: str, rng: np.random.Generator) -> None:
     elif kind == "text":
         path.write_text("this is a text file with a video's name\n")
     elif kind == "audio_only":
-        _write_audio_only(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_audio_only(path)
     elif kind == "unreadable":
         _noise_video(path, GOOD_FRAMES, rng).chmod(0)
     elif kind == DAMAGED:
@@ -193,26 +179,6 @@ def log_to_file(logger_name: str, path: Path) -> Iterator[Path]:
     finally:
         logger.removeHandler(handler)
         handler.close()
-
-
-def read_metrics_csv(path: Path) -> list[dict[str, float]]:
-    """The rows of a CSVLogger ``metrics.csv``, with the empty cells left out."""
-    with path.open(newline="") as handle:
-        return [
-            {key: float(value) for key, value in row.items() if value not in ("", None)}
-            for row in csv.DictReader(handle)
-        ]
-
-
-def logged_per_epoch(rows: list[dict[str, float]], key: str) -> dict[int, float]:
-    """``{epoch: value}`` of a metric logged once per epoch (an error if logged twice)."""
-    values: dict[int, float] = {}
-    for row in rows:
-        if key in row:
-            epoch = int(row["epoch"])
-            assert epoch not in values, f"{key} logged twice in epoch {epoch}"
-            values[epoch] = row[key]
-    return values
 
 
 def finite_report(checkpoint: dict[str, Any]) -> list[str]:

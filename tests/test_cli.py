@@ -41,9 +41,7 @@ from tests.cli_helpers import (
     cli_exit,
     flatten,
     free_port,
-    last_metrics,
     load_yaml,
-    per_step,
     printed_config,
     real_data_class_names,
     referenced_files,
@@ -56,6 +54,7 @@ from tests.cli_helpers import (
     write_tiny_overrides,
     write_word2vec,
 )
+from tests.metrics_csv import last_metrics, per_step
 
 SYNTHETIC_EXPERIMENTS = ["smoke.yaml", "synthetic.yaml"]
 PAPER_RECIPE = "k700_ucf101_hmdb51.yaml"

@@ -28,7 +28,9 @@ from aurl.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from aurl.module import AURLModule
 from data_modules.datamodule import ZeroShotDataModule
 from data_modules.datasets import SyntheticActions
+from tests import cli_helpers
 from tests.cli_helpers import subprocess_env
+from tests.metrics_csv import per_epoch, read_metric_rows
 from tests.reliability_helpers import (
     BAD_KINDS,
     CLIP_LEN,
@@ -39,8 +41,6 @@ from tests.reliability_helpers import (
     build_kinetics_corpus,
     finite_report,
     log_to_file,
-    logged_per_epoch,
-    read_metrics_csv,
     warned_paths,
 )
 from tests.tiny import ColourData, find_callback, tiny_module, tiny_trainer
@@ -97,7 +97,7 @@ def _train_and_test_on_corpus(
     ):
         trainer.fit(module, datamodule=data)
         trainer.test(module, datamodule=data, verbose=False)
-    rows = read_metrics_csv(Path(trainer.logger.log_dir) / "metrics.csv")
+    rows = read_metric_rows(Path(trainer.logger.log_dir) / "metrics.csv")
     return source, target, data, recorder, rows, log_file
 
 
@@ -125,7 +125,7 @@ def _check_corpus_run(
         assert (listed & source.short) | (listed & target.short), stage
         assert set(bad) & listed, stage
         expected_good, expected_bad = good & listed, set(bad) & listed
-        logged = logged_per_epoch(rows, f"{stage}/skipped_videos")
+        logged = per_epoch(rows, f"{stage}/skipped_videos")
         for epoch in epochs:
             used, skipped = recorder.used[(stage, epoch)], recorder.skipped[(stage, epoch)]
             where = f"{stage} epoch {epoch}"
@@ -239,8 +239,8 @@ def test_nan_batch_is_skipped_training_goes_on_and_checkpoints_stay_finite(
     assert all(torch.isfinite(v).all() for v in final.values() if v.is_floating_point())
     # A checkpoint after every step, the skipped one included, and none holds a non-finite value.
     assert _checkpoint_steps(tmp_path / "checkpoints") == list(range(1, 13))
-    rows = read_metrics_csv(Path(trainer.logger.log_dir) / "metrics.csv")
-    assert logged_per_epoch(rows, "train/nonfinite_steps") == {0: 1.0, 1: 0.0}
+    rows = read_metric_rows(Path(trainer.logger.log_dir) / "metrics.csv")
+    assert per_epoch(rows, "train/nonfinite_steps") == {0: 1.0, 1: 0.0}
     results = trainer.test(module, datamodule=data, verbose=False)[0]
     assert all(math.isfinite(value) for value in results.values())
 
@@ -277,8 +277,8 @@ def test_a_batch_whose_videos_were_all_skipped_skips_the_step(tmp_path: Path) ->
     trainer.fit(module, datamodule=ColourData())
     _assert_same_state(faults.before[1], faults.after[1])
     assert find_callback(trainer, NonFiniteGuard).nonfinite_steps == 0 and trainer.global_step == 6
-    rows = read_metrics_csv(Path(trainer.logger.log_dir) / "metrics.csv")
-    assert logged_per_epoch(rows, "train/skipped_videos") == {0: 4.0}
+    rows = read_metric_rows(Path(trainer.logger.log_dir) / "metrics.csv")
+    assert per_epoch(rows, "train/skipped_videos") == {0: 4.0}
 
 
 def test_a_checkpoint_with_nan_weights_is_refused_and_not_written(tmp_path: Path) -> None:
@@ -336,16 +336,8 @@ def test_ddp_nonfinite_loss_on_one_rank_skips_the_step_on_every_rank(tmp_path: P
 
 
 # --- 3. kill and resume -------------------------------------------------------------------
-TINY_SYNTHETIC: dict[str, Any] = {
-    "colours": ["red", "green"],
-    "shapes": ["square", "circle"],
-    "motions": ["moving left", "moving right"],
-    "videos_per_class": 4,
-    "num_frames": 12,
-    "size": 32,
-    "num_unseen": 3,
-    "num_workers": 1,
-}
+# The tiny benchmark of the CLI tests with more and longer videos: 2 epochs of several steps.
+TINY_SYNTHETIC = {**cli_helpers.TINY_SYNTHETIC, "videos_per_class": 4, "num_frames": 12}
 RESUME_EPOCHS = 4
 
 
@@ -520,7 +512,7 @@ def _finish(proc: subprocess.Popen, root: Path, timeout: float) -> None:
 
 
 def _metrics(root: Path, version: int) -> list[dict[str, float]]:
-    return read_metrics_csv(root / "csv" / f"version_{version}" / "metrics.csv")
+    return read_metric_rows(root / "csv" / f"version_{version}" / "metrics.csv")
 
 
 def _test_scores(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -574,8 +566,8 @@ def test_killed_training_resumes_from_the_last_epoch_to_the_same_result(tmp_path
     expected_losses = _train_losses(expected, resume_epoch)
     assert _train_losses(got).keys() == expected_losses.keys()
     assert _train_losses(got) == pytest.approx(expected_losses, abs=1e-6)
-    assert logged_per_epoch(got, "val/top1") == {
-        e: v for e, v in logged_per_epoch(expected, "val/top1").items() if e >= resume_epoch
+    assert per_epoch(got, "val/top1") == {
+        e: v for e, v in per_epoch(expected, "val/top1").items() if e >= resume_epoch
     }
     scores = _test_scores(expected)
     assert scores and _test_scores(got) == pytest.approx(scores, abs=1e-6)

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import av
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -165,3 +167,18 @@ def find_callback(trainer: L.Trainer, kind: type[L.Callback]) -> Any:
     """The trainer's one callback of type ``kind``."""
     (callback,) = [cb for cb in trainer.callbacks if isinstance(cb, kind)]
     return callback
+
+
+def write_audio_only(path: Path) -> Path:
+    """Writes a valid media file without a video stream: 4 frames of silent mono AAC."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        stream.layout = "mono"
+        for i in range(4):
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
+            frame.sample_rate, frame.pts = 8000, i * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path

@@ -111,6 +111,7 @@ def test_run_variant_reuses_a_run_done_with_the_same_arguments(tmp_path: Path) -
     }
 
 
+@pytest.mark.slow  # spawns an `aurl fit` process
 def test_run_variant_reruns_other_arguments_and_reports_a_failed_fit(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     stale = run_dir / "csv/version_0/metrics.csv"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -16,6 +15,7 @@ from data_modules.clip_sampling import create_clip_sampler
 from data_modules.transforms import create_transform
 from data_modules.video_writer import write_video
 from tests.data_modules.ramp import NUM_FRAMES, frame_index, place
+from tests.tiny import write_audio_only
 
 
 def _dataset(samples, class_names, sampler="random", num_clips=1, seed=0) -> VideoClipDataset:
@@ -109,26 +109,10 @@ def test_corrupt_videos_are_skipped_once_and_counted(tmp_path: Path, ramp_videos
     assert any("0 bytes" in m for m in messages) and any("not found" in m for m in messages)
 
 
-def _write_audio_only(path: Path) -> str:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=8000)
-        stream.layout = "mono"
-        for i in range(4):
-            frame = av.AudioFrame.from_ndarray(
-                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
-            )
-            frame.sample_rate, frame.pts = 8000, i * 1024
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return str(path)
-
-
 def test_more_bad_inputs_never_stop_a_pass(tmp_path: Path, ramp_videos, caplog) -> None:
     good = [place(ramp_videos["mp4"], tmp_path / f"good{i}.mp4") for i in range(2)]
     short = str(write_video(tmp_path / "short.mp4", np.full((2, 32, 32, 3), 90, np.uint8)))
-    audio = _write_audio_only(tmp_path / "audio.mp4")
+    audio = str(write_audio_only(tmp_path / "audio.mp4"))
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
     damaged = write_video(tmp_path / "damaged.mp4", noise, fps=8, gop_size=24)
