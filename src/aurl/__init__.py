@@ -15,7 +15,7 @@ from aurl.class_generator import ClassGenerator
 from aurl.class_space import ClassSpace, EvalSet
 from aurl.functional import evaluate_zero_shot
 from aurl.losses import AlignOnlyLoss, AURLLoss, ZeroShotLoss, nce
-from aurl.metrics import Closeness, Dispersion, EmbeddingCollector, ZeroShotAccuracy
+from aurl.metrics import Closeness, Dispersion, ZeroShotAccuracy
 from aurl.module import AURLModule
 from aurl.text_encoders import ClassEmbeddingCache, create_text_encoder, list_text_encoders
 from aurl.towers import SemanticTower, VisualTower
@@ -31,7 +31,6 @@ __all__ = [
     "ClassSpace",
     "Closeness",
     "Dispersion",
-    "EmbeddingCollector",
     "EvalSet",
     "SemanticTower",
     "VisualTower",

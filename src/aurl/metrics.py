@@ -178,11 +178,25 @@ class Dispersion(Metric):
         return _dispersion_compute(self.sums, self.counts, self.reduction)
 
 
-class _EmbeddingLabelStates(Metric):
-    """Keeps every (embedding, label) pair as concatenation states, gathered over ranks."""
+class Closeness(Metric):
+    """Closeness: mean distance of a video embedding to its class centre (see
+    :func:`aurl.functional.closeness`); NaN before any update.
+
+    Why concatenation states rather than sums: the distance ``||e_i - mu_{y_i}||_2`` needs the
+    class centre, which is known only after the last sample. Its square expands into per-class
+    sums (``sum_i ||e_i||^2 - n_c ||mu_c||^2``), but the square root of a per-sample quantity
+    does not, so the mean of non-squared distances cannot be computed in one pass from sum states.
+    The metric therefore keeps every embedding (N x D per rank until ``compute``), and hands
+    them out with :meth:`gathered`: one copy serves Closeness and the scores that need every
+    embedding (what :class:`aurl.module.AURLModule` does at test time).
+
+    Args:
+        **kwargs: passed to :class:`torchmetrics.Metric`.
+    """
 
     full_state_update = False
     is_differentiable = False
+    higher_is_better = False
 
     embeddings: list[Tensor] | Tensor
     labels: list[Tensor] | Tensor
@@ -236,48 +250,9 @@ class _EmbeddingLabelStates(Metric):
             return None
         return embeddings, labels
 
-
-class Closeness(_EmbeddingLabelStates):
-    """Closeness: mean distance of a video embedding to its class centre (see
-    :func:`aurl.functional.closeness`); NaN before any update.
-
-    Why concatenation states rather than sums: the distance ``||e_i - mu_{y_i}||_2`` needs the
-    class centre, which is known only after the last sample. Its square expands into per-class
-    sums (``sum_i ||e_i||^2 - n_c ||mu_c||^2``), but the square root of a per-sample quantity
-    does not, so the mean of non-squared distances cannot be computed in one pass from sum states.
-    The metric therefore keeps every embedding (N x D per rank until ``compute``), and hands
-    them out with :meth:`gathered`: one copy serves Closeness and the scores that need every
-    embedding (what :class:`aurl.module.AURLModule` does at test time).
-
-    Args:
-        **kwargs: passed to :class:`torchmetrics.Metric`.
-    """
-
-    higher_is_better = False
-
     def compute(self) -> Tensor:
         """The mean distance to the class centre over all videos seen."""
         collected = self._collected()
         if collected is None:
             return torch.tensor(float("nan"), device=self.device)
         return closeness(*collected)
-
-
-class EmbeddingCollector(_EmbeddingLabelStates):
-    """Collects embeddings and labels from all updates and all ranks.
-
-    For evaluations decided after the epoch, such as accuracy on class subsets (the 50% splits),
-    where the class set is not known while the batches stream by. ``compute()`` returns the
-    embeddings in rank order, each rank's in update order.
-
-    Args:
-        **kwargs: passed to :class:`torchmetrics.Metric`.
-    """
-
-    higher_is_better = None
-
-    def compute(self) -> tuple[Tensor, Tensor]:
-        """``(embeddings (N, D), labels (N,) int64)``; empty ``(0, 0)`` and ``(0,)`` tensors
-        before any update."""
-        collected = self._collected()
-        return collected if collected is not None else self._empty()

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from aurl.metrics import Closeness, Dispersion, EmbeddingCollector, ZeroShotAccuracy
+from aurl.metrics import Closeness, Dispersion, ZeroShotAccuracy
 
 WORLD_SIZE = 2
 
@@ -30,7 +30,6 @@ def _run_scenario(scenario: dict, rank: int) -> dict[str, object]:
         "dispersion": Dispersion(num_classes),
         "mean_centre_distance": Dispersion(num_classes, reduction="mean"),
         "closeness": Closeness(),
-        "collected": EmbeddingCollector(),
     }
     embeddings, labels = scenario["shards"][rank]
     step = scenario["batch_size"]

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from aurl.functional import closeness, dispersion, mean_centre_distance, zero_shot_topk
-from aurl.metrics import Closeness, Dispersion, EmbeddingCollector, ZeroShotAccuracy
+from aurl.metrics import Closeness, Dispersion, ZeroShotAccuracy
 
 WORKER = Path(__file__).with_name("ddp_metric_worker.py")
 
@@ -47,7 +47,6 @@ def test_metrics_accumulate_to_functional_value_on_concatenation(use_forward: bo
         "dispersion": Dispersion(num_classes=5),
         "mean": Dispersion(num_classes=5, reduction="mean"),
         "closeness": Closeness(),
-        "collector": EmbeddingCollector(),
     }
     for x, y in zip(embeddings, labels, strict=True):
         for name, metric in metrics.items():
@@ -63,13 +62,10 @@ def test_metrics_accumulate_to_functional_value_on_concatenation(use_forward: bo
     assert_close(metrics["dispersion"].compute(), dispersion(x_all, y_all))
     assert_close(metrics["mean"].compute(), mean_centre_distance(x_all, y_all))
     assert_close(metrics["closeness"].compute(), closeness(x_all, y_all))
-    for collected_x, collected_y in (
-        metrics["collector"].compute(),
-        metrics["closeness"].gathered(),
-    ):
-        assert torch.equal(collected_x, x_all)
-        assert torch.equal(collected_y, y_all)
-        assert collected_y.dtype == torch.long
+    collected_x, collected_y = metrics["closeness"].gathered()
+    assert torch.equal(collected_x, x_all)
+    assert torch.equal(collected_y, y_all)
+    assert collected_y.dtype == torch.long
 
 
 def test_zero_shot_accuracy_counts_hits() -> None:
@@ -96,7 +92,7 @@ def test_dispersion_single_class_per_batch() -> None:
 
 def test_reset_clears_state() -> None:
     embeddings, labels, class_embeddings = make_data()
-    metrics = [Dispersion(5), Closeness(), EmbeddingCollector(), ZeroShotAccuracy()]
+    metrics = [Dispersion(5), Closeness(), ZeroShotAccuracy()]
     for metric in metrics:
         args = (embeddings[0], class_embeddings, labels[0])
         metric.update(*(args if isinstance(metric, ZeroShotAccuracy) else args[::2]))
@@ -105,8 +101,8 @@ def test_reset_clears_state() -> None:
         metric.update(*(args if isinstance(metric, ZeroShotAccuracy) else args[::2]))
     assert_close(metrics[0].compute(), dispersion(embeddings[1], labels[1]))
     assert_close(metrics[1].compute(), closeness(embeddings[1], labels[1]))
-    assert torch.equal(metrics[2].compute()[0], embeddings[1])
-    assert_close(metrics[3].compute(), zero_shot_topk(embeddings[1], class_embeddings, labels[1]))
+    assert torch.equal(metrics[1].gathered()[0], embeddings[1])
+    assert_close(metrics[2].compute(), zero_shot_topk(embeddings[1], class_embeddings, labels[1]))
 
 
 @pytest.mark.filterwarnings("ignore:The ``compute`` method of metric")
@@ -114,8 +110,8 @@ def test_compute_without_data() -> None:
     assert math.isnan(ZeroShotAccuracy().compute().item())
     assert math.isnan(Dispersion(4).compute().item())
     assert math.isnan(Closeness().compute().item())
-    for x, y in (EmbeddingCollector().compute(), Closeness().gathered()):
-        assert x.shape == (0, 0) and y.shape == (0,) and y.dtype == torch.long
+    x, y = Closeness().gathered()
+    assert x.shape == (0, 0) and y.shape == (0,) and y.dtype == torch.long
 
 
 def test_metric_validation() -> None:
@@ -131,10 +127,10 @@ def test_metric_validation() -> None:
     metric.update(torch.randn(2, 4), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="dimension 5 but earlier updates had 4"):
         metric.update(torch.randn(2, 5), torch.tensor([0, 1]))
-    collector = EmbeddingCollector()
-    collector.update(torch.randn(2, 4), torch.tensor([0, 1]))
+    collected = Closeness()
+    collected.update(torch.randn(2, 4), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="dimension 5 but earlier updates had 4"):
-        collector.update(torch.randn(2, 5), torch.tensor([0, 1]))
+        collected.update(torch.randn(2, 5), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match=r"Closeness\.update: .*empty"):
         Closeness().update(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
     with pytest.raises(ValueError, match="k must be an integer in"):
@@ -223,7 +219,6 @@ def test_ddp_metrics_equal_single_process_on_union(
                 value,
             )
         # Gathered in rank order, each rank's batches in update order.
-        for key in ("collected", "closeness_gathered"):
-            collected_x, collected_y = got[key]
-            assert torch.equal(collected_x, x_all), key
-            assert torch.equal(collected_y, y_all), key
+        collected_x, collected_y = got["closeness_gathered"]
+        assert torch.equal(collected_x, x_all)
+        assert torch.equal(collected_y, y_all)
