@@ -184,7 +184,7 @@ class RandomResizedCropTransform(VideoTransform):
     ``scale`` times the frame's and an aspect ratio in ``ratio``, at a uniform position, then
     resizes it to ``size x size``. Evaluation resizes the whole frame, as ``"aurl"``. There is
     no flip here: mirroring can change a class (``"moving left"``), so it is the dataset's
-    decision (:class:`~data_modules.datasets.VideoClipDataset`'s ``flip_labels``).
+    decision (:class:`~data_modules.clip_dataset.VideoClipDataset`'s ``flip_labels``).
 
     Args:
         train: training (random box) or evaluation (whole frame).

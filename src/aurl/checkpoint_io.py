@@ -61,9 +61,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     Pass it to the trainer: ``Trainer(plugins=[AtomicCheckpointIO()])`` or, in a config,
     ``trainer.plugins: [{class_path: aurl.checkpoint_io.AtomicCheckpointIO}]``. Remote paths
-    (``s3://``, ...) fall back to Lightning's own implementation. A checkpoint whose weights
-    hold a NaN or an infinity is refused (nothing is written), so the last good checkpoint
-    stays the resume point.
+    (``s3://``, ...) fall back to Lightning's own implementation.
     """
 
     def save_checkpoint(
@@ -72,19 +70,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         """Writes ``checkpoint`` to ``path`` atomically (see :func:`save_checkpoint`).
 
         Raises:
-            FloatingPointError: if a floating-point tensor of ``checkpoint["state_dict"]`` is
-                not finite everywhere (the error names them).
             TypeError: if ``storage_options`` is given (not supported, as in Lightning).
         """
-        bad = [
-            name
-            for name, value in checkpoint.get("state_dict", {}).items()
-            if isinstance(value, torch.Tensor)
-            and value.is_floating_point()
-            and not value.isfinite().all()
-        ]
-        if bad:
-            raise FloatingPointError(f"refusing to save a checkpoint with non-finite {bad}")
         if not _is_local_file_protocol(path):
             super().save_checkpoint(checkpoint, path, storage_options)
             return

@@ -12,6 +12,10 @@ accumulated over batches (and over DDP ranks) computes exactly the same formula.
 
 Arithmetic runs in the input's floating dtype promoted to at least float32 (float64 inputs stay
 float64).
+
+:func:`evaluate_zero_shot` scores one evaluation set from its embeddings (what
+:class:`aurl.module.AURLModule` reports, there accumulated by the metric classes), and
+:class:`EvalResult` keeps a set's embeddings and scores for plots.
 """
 
 from __future__ import annotations
@@ -498,7 +502,7 @@ def evaluate_zero_shot(
         seen_mask: marks seen classes of a generalised zero-shot set; adds ``gzsl_seen``,
             ``gzsl_unseen`` (top-1 among all classes) and their harmonic mean ``gzsl_h``.
         calibration_gamma: with ``seen_mask``, the calibrated-stacking offset chosen on
-            validation data (:func:`aurl.select_calibration_gamma`); adds
+            validation data (:func:`select_calibration_gamma`); adds
             ``gzsl_gamma`` and the calibrated ``gzsl_cal_seen``, ``gzsl_cal_unseen``,
             ``gzsl_cal_h``.
         attributes: each attribute's value per class (e.g. ``{"colour": [...]}``); adds

@@ -79,6 +79,8 @@ class AURLModule(L.LightningModule):
         embedding_cache_dir: str | None = None,
     ) -> None:
         super().__init__()
+        if not isinstance(loss, ZeroShotLoss):
+            raise TypeError(f"loss must be an aurl.losses.ZeroShotLoss, got {type(loss)}")
         save_config_hyperparameters(self, _COMPONENTS)
         self.visual_tower = visual_tower
         self.semantic_tower = semantic_tower
@@ -95,6 +97,7 @@ class AURLModule(L.LightningModule):
         self.calibration: dict[str, float] = {}
         self._text_embeddings: dict[tuple[str, ...], Tensor] = {}
         self._eval_class_embeddings: list[Tensor] = []  # per val/test set: (C, D)
+        self.register_load_state_dict_post_hook(_loss_to_module_device)
 
     # --- class names -------------------------------------------------------------------------
     def set_class_space(self, class_space: ClassSpace) -> None:
@@ -346,6 +349,12 @@ class AURLModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def _loss_to_module_device(module: AURLModule, incompatible_keys: Any) -> None:
+    """``load_state_dict`` post-hook: centres that the load created (AURLLoss allocates them
+    from the state dict) join the module's device."""
+    module.loss.to(module.device)
 
 
 def _test_metrics(num_classes: int) -> nn.ModuleDict:

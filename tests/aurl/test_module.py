@@ -164,6 +164,11 @@ def test_align_only_baseline_keeps_text_embeddings_fixed(
     assert not any(name.startswith("semantic_tower") for name, _ in module.named_parameters())
 
 
+def test_a_loss_must_declare_the_zero_shot_contract(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"loss must be an aurl.losses.ZeroShotLoss"):
+        tiny_module(tmp_path / "cache", loss=torch.nn.MSELoss())
+
+
 def test_text_dim_mismatch_is_a_clear_error(tmp_path: Path, word_vectors: Path) -> None:
     module = build_module(
         word_vectors,

@@ -22,6 +22,16 @@ class NonFiniteGuard(L.Callback):
     were empty on every rank (every video unreadable) is skipped the same way, uncounted. The
     ranks agree through one sum all-reduce per optimiser step.
 
+    Counting and the limit are per optimiser step: with gradient accumulation one bad
+    micro-batch skips (and counts) its whole accumulated step, and the BatchNorm statistics of
+    all its micro-batches are restored. The non-finite loss does run backward (its NaN
+    gradients are dropped), so ``detect_anomaly=True`` raises there and a ``16-mixed``
+    GradScaler lowers its scale, as it does for any overflow. The step's logged
+    ``train/loss`` is the non-finite value.
+
+    A checkpoint whose weights hold a NaN or an infinity is refused (on every rank, before
+    anything is written), so the last good checkpoint stays the resume point.
+
     ``train/nonfinite_steps`` is logged per epoch. Batches are dicts with a ``"video"`` tensor
     (the format of :mod:`data_modules`); the module returns a zero loss for an empty one.
 
@@ -87,6 +97,19 @@ class NonFiniteGuard(L.Callback):
         pl_module.log(
             "train/nonfinite_steps", float(self._epoch_nonfinite), reduce_fx="max", sync_dist=True
         )
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        bad = [
+            name
+            for name, value in checkpoint["state_dict"].items()
+            if isinstance(value, Tensor)
+            and value.is_floating_point()
+            and not value.isfinite().all()
+        ]
+        if bad:
+            raise FloatingPointError(f"refusing to save a checkpoint with non-finite {bad}")
 
     def _count(self, trainer: L.Trainer, num_ranks: int) -> None:
         self.nonfinite_steps += 1
