@@ -171,3 +171,22 @@ def test_workers_read_the_same_clips(trained: tuple[Path, AURLModule], videos: l
     serial = classifier.encode_videos(videos, batch_size=2, progress=False)
     parallel = classifier.encode_videos(videos, batch_size=2, num_workers=2, progress=False)
     assert torch.equal(serial.embeddings, parallel.embeddings)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_an_export_runs_on_the_gpu_as_on_the_cpu(
+    trained: tuple[Path, AURLModule], videos: list[Path], tmp_path: Path
+) -> None:
+    exported = ZeroShotClassifier.from_checkpoint(trained[0]).export(tmp_path / "m.safetensors")
+    cache = tmp_path / "cache"
+    cpu = ZeroShotClassifier.from_export(exported, "cpu", embedding_cache_dir=cache)
+    gpu = ZeroShotClassifier.from_export(exported, "cuda", embedding_cache_dir=cache)
+    kwargs = {"top_k": None, "batch_size": 2, "progress": False}
+    for on_cpu, on_gpu in zip(
+        cpu.classify(videos, NAMES, **kwargs), gpu.classify(videos, NAMES, **kwargs), strict=True
+    ):
+        # cuDNN convolutions may use TF32: close, not equal.
+        scores = dict(zip(on_gpu.class_names, on_gpu.scores, strict=True))
+        assert [scores[name] for name in on_cpu.class_names] == pytest.approx(
+            on_cpu.scores, abs=2e-3
+        )
