@@ -145,7 +145,8 @@ class ZeroShotClassifier:
         preprocessing: Preprocessing,
         device: str | torch.device | None = None,
     ) -> ZeroShotClassifier:
-        """Wraps the towers and text encoder of an :class:`~aurl.module.AURLModule`."""
+        """Wraps the towers and text encoder of an :class:`~aurl.module.AURLModule` (shared,
+        not copied: they are put in eval mode). Such a classifier cannot :meth:`export`."""
         return cls(
             module.visual_tower,
             module.semantic_tower,

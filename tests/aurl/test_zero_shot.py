@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from aurl.module import AURLModule
-from aurl.zero_shot import ZeroShotClassifier
+from aurl.zero_shot import Preprocessing, ZeroShotClassifier
 from data_modules.transforms import create_transform
 from data_modules.video_reader import read_clip
 from tests.tiny import TINY_PREPROCESSING, write_cli_checkpoint, write_colour_videos
@@ -146,6 +146,19 @@ def test_an_export_needs_no_word_vectors_for_cached_classes(
     assert torch.allclose(relocated.encode_classes(NAMES), expected)
     from_export = ZeroShotClassifier.from_export(exported, embedding_cache_dir=tmp_path / "cache")
     assert torch.allclose(from_export.encode_classes(NAMES), expected)
+
+
+def test_from_module_shares_the_module_towers(
+    trained: tuple[Path, AURLModule], videos: list[Path], tmp_path: Path
+) -> None:
+    checkpoint, module = trained
+    wrapped = ZeroShotClassifier.from_module(module, Preprocessing(**TINY_PREPROCESSING))
+    loaded = ZeroShotClassifier.from_checkpoint(checkpoint)
+    assert torch.allclose(wrapped.encode_classes(NAMES), loaded.encode_classes(NAMES))
+    embeddings = [c.encode_videos(videos, progress=False).embeddings for c in (wrapped, loaded)]
+    assert torch.allclose(*embeddings)
+    with pytest.raises(ValueError, match="load it with from_checkpoint"):
+        wrapped.export(tmp_path / "m.safetensors")
 
 
 def test_from_checkpoint_refuses_a_checkpoint_without_component_configs(
