@@ -55,6 +55,7 @@ from tests.cli_helpers import (
     write_word2vec,
 )
 from tests.metrics_csv import last_metrics, per_step
+from tests.tiny import write_cli_checkpoint, write_colour_videos
 
 SYNTHETIC_EXPERIMENTS = ["smoke.yaml", "synthetic.yaml"]
 PAPER_RECIPE = "k700_ucf101_hmdb51.yaml"
@@ -73,6 +74,9 @@ HOUSE_DEFAULTS = {
 }
 # Steps per epoch of the tiny benchmark: 8 training videos, batch size 2.
 STEPS_PER_EPOCH = 4
+
+
+TORCH_LOAD = torch.load
 
 
 # --- fixtures ------------------------------------------------------------------------------
@@ -625,6 +629,44 @@ def test_predict_ranks_classes_by_cosine_similarity(
         scores = [p["score"] for p in predictions]
         assert scores == sorted(scores, reverse=True)
         assert scores == pytest.approx(cosine[top].tolist(), abs=6e-5)  # printed to 4 decimals
+
+
+def test_predict_from_an_export_prints_what_the_checkpoint_gives(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint = tmp_path / "tiny.ckpt"
+    write_cli_checkpoint(checkpoint, tmp_path / "cache")
+    videos = [str(path) for path in write_colour_videos(tmp_path / "videos", 3)]
+    names = "red square,green circle,blue triangle"
+    args = ["--classes", names, "--top_k", "3", "--format", "json", "--num_workers", "0"]
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a) or TORCH_LOAD(*a, **k))
+    assert aurl_main(["predict", *videos, "--checkpoint", str(checkpoint), *args]) == 0
+    assert len(loads) == 1  # the checkpoint is read once
+    from_checkpoint = json.loads(capsys.readouterr().out)
+    export = tmp_path / "tiny.safetensors"
+    assert aurl_main(["export", "--checkpoint", str(checkpoint), "--output", str(export)]) == 0
+    assert capsys.readouterr().out.strip() == str(export)
+    assert aurl_main(["predict", *videos, "--checkpoint", str(export), *args]) == 0
+    assert json.loads(capsys.readouterr().out) == from_checkpoint
+    assert [r["path"] for r in from_checkpoint] == videos
+    for result in from_checkpoint:
+        probabilities = [p["probability"] for p in result["predictions"]]
+        assert sum(probabilities) == pytest.approx(1.0, abs=2e-4)  # rounded to 4 decimals
+
+
+def test_predict_reports_an_unreadable_video_and_ranks_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    checkpoint = tmp_path / "tiny.ckpt"
+    write_cli_checkpoint(checkpoint, tmp_path / "cache")
+    (video,) = write_colour_videos(tmp_path / "videos", 1)
+    missing = tmp_path / "missing.mp4"
+    args = ["--checkpoint", str(checkpoint), "--classes", "red square,green circle"]
+    assert aurl_main(["predict", str(missing), str(video), *args, "--format", "json"]) == 1
+    results = json.loads(capsys.readouterr().out)
+    assert results[0]["path"] == str(missing) and results[0]["error"]
+    assert len(results[1]["predictions"]) == 2
 
 
 def test_read_class_names_reports_duplicates_naming_the_source(tmp_path: Path) -> None:

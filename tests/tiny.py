@@ -33,6 +33,7 @@ from aurl.text_encoders import RandomTextEncoder
 from aurl.towers import SemanticTower, VisualTower
 from data_modules.clip_dataset import collate_skip
 from data_modules.samplers import EpochShuffleSampler
+from data_modules.video_writer import write_video
 
 COLOURS = ["red", "green", "blue", "yellow"]
 SHAPES = ["square", "circle", "triangle"]
@@ -182,3 +183,72 @@ def write_audio_only(path: Path) -> Path:
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+# The components of `tiny_module` as `aurl fit` records them (class_path/init_args).
+TINY_SPECS: dict[str, Any] = {
+    "visual_tower": {
+        "class_path": "aurl.towers.VisualTower",
+        "init_args": {
+            "backbone": "r2plus1d_narrow",
+            "backbone_kwargs": {"widths": [4, 4, 8, 8]},
+            "embed_dim": 16,
+            "hidden_dim": 16,
+        },
+    },
+    "semantic_tower": {
+        "class_path": "aurl.towers.SemanticTower",
+        "init_args": {"text_dim": TEXT_DIM, "fc_dim": 16, "hidden_dim": 16, "embed_dim": 16},
+    },
+    "text_encoder": {
+        "class_path": "aurl.text_encoders.RandomTextEncoder",
+        "init_args": {"dim": TEXT_DIM},
+    },
+    "loss": {"class_path": "aurl.losses.AURLLoss", "init_args": {"scale": 10.0}},
+}
+# The evaluation pipeline recorded with them: 4-frame clips of 16x16 frames.
+TINY_PREPROCESSING: dict[str, Any] = {
+    "clip_len": 4,
+    "frame_stride": 1,
+    "size": 16,
+    "transform": "aurl",
+}
+
+
+def write_cli_checkpoint(
+    path: Path, cache_dir: Path, text_encoder: dict[str, Any] | None = None
+) -> AURLModule:
+    """Writes a checkpoint laid out as ``aurl fit`` writes one (components as
+    ``class_path``/``init_args``, the datamodule's hyperparameters) for an untrained
+    :func:`tiny_module` built from :data:`TINY_SPECS`; returns that module, in eval mode.
+
+    ``text_encoder`` replaces the spec of the text encoder (its output must be ``TEXT_DIM``-d).
+    """
+    specs = dict(TINY_SPECS, text_encoder=text_encoder or TINY_SPECS["text_encoder"])
+    module = tiny_module(
+        cache_dir,
+        visual_tower=VisualTower(**specs["visual_tower"]["init_args"]),
+        semantic_tower=SemanticTower(**specs["semantic_tower"]["init_args"]),
+        loss=AURLLoss(**specs["loss"]["init_args"]),
+    )
+    checkpoint = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": {**specs, "embedding_cache_dir": str(cache_dir)},
+        "datamodule_hyper_parameters": dict(TINY_PREPROCESSING, batch_size=4),
+    }
+    torch.save(checkpoint, path)
+    return module.eval()
+
+
+def write_colour_videos(folder: Path, count: int, num_frames: int = 6) -> list[Path]:
+    """``count`` short 16x16 H.264 videos of random frames, different for each."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        write_video(
+            folder / f"video{k}.mp4",
+            rng.integers(0, 256, size=(num_frames, 16, 16, 3), dtype=np.uint8),
+            fps=8,
+        )
+        for k in range(count)
+    ]

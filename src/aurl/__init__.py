@@ -5,7 +5,8 @@ The public API, by concept: towers (:class:`VisualTower`, :class:`SemanticTower`
 encoders (:func:`create_text_encoder`), metrics (:mod:`aurl.metrics`, pure twins in
 :mod:`aurl.functional`), the :class:`ClassSpace` a datamodule hands over, the
 :class:`AURLModule` that wires them for Lightning and the callbacks experiments list
-(:mod:`aurl.callbacks`).
+(:mod:`aurl.callbacks`), and the :class:`ZeroShotClassifier` that ranks class names for videos
+with a trained model.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aurl.metrics import Closeness, Dispersion, ZeroShotAccuracy
 from aurl.module import AURLModule
 from aurl.text_encoders import ClassEmbeddingCache, create_text_encoder, list_text_encoders
 from aurl.towers import SemanticTower, VisualTower
+from aurl.zero_shot import Prediction, Preprocessing, ZeroShotClassifier
 
 __version__ = "0.1.0"
 
@@ -32,9 +34,12 @@ __all__ = [
     "Closeness",
     "Dispersion",
     "EvalSet",
+    "Prediction",
+    "Preprocessing",
     "SemanticTower",
     "VisualTower",
     "ZeroShotAccuracy",
+    "ZeroShotClassifier",
     "ZeroShotLoss",
     "create_backbone",
     "create_text_encoder",

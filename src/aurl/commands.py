@@ -1,4 +1,5 @@
-"""`aurl predict` (open-vocabulary prediction) and `aurl check-data` (unreadable videos)."""
+"""`aurl predict` (open-vocabulary prediction), `aurl export` (a weights-only model file) and
+`aurl check-data` (unreadable videos)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import yaml
 
 from aurl.text_encoders import check_texts
+
+if TYPE_CHECKING:
+    from aurl.zero_shot import ZeroShotClassifier
 
 log = logging.getLogger(__name__)
 
@@ -37,67 +41,52 @@ def read_class_names(spec: str) -> list[str]:
         raise ValueError(f"{where}: {error}") from error
 
 
+def load_classifier(
+    model: str | Path, device: str = "cpu", text_encoder: str | None = None
+) -> ZeroShotClassifier:
+    """A :class:`~aurl.zero_shot.ZeroShotClassifier` from a ``.ckpt`` or an ``aurl export``
+    file (``.safetensors``); ``text_encoder`` is a word-vector file replacing the training
+    encoder."""
+    from aurl.zero_shot import ZeroShotClassifier
+
+    if Path(model).suffix == ".safetensors":
+        return ZeroShotClassifier.from_export(model, device, text_encoder)
+    return ZeroShotClassifier.from_checkpoint(model, device, text_encoder)
+
+
 def predict(
-    checkpoint: str | Path,
+    classifier: ZeroShotClassifier,
     videos: Sequence[str | Path],
     class_names: list[str],
     top_k: int = 5,
     num_clips: int = 1,
-    device: str = "cpu",
+    batch_size: int = 8,
+    num_workers: int = 0,
 ) -> list[dict[str, Any]]:
-    """Ranks ``class_names`` for each video with a trained checkpoint.
-
-    The clip length, stride, frame size, transform and normalisation are the ones the
-    checkpoint was trained with (stored by the datamodule's hyperparameters).
+    """Ranks ``class_names`` for each video (see :meth:`ZeroShotClassifier.classify`).
 
     Returns:
-        One dict per video: ``{"path", "predictions": [{"class_name", "score"}, ...]}`` with
-        the ``top_k`` classes by cosine similarity, best first (``"error"`` for an unreadable
-        video instead of predictions).
+        One dict per video: ``{"path", "predictions": [{"class_name", "score",
+        "probability"}, ...]}`` with the ``top_k`` classes by cosine similarity (``score``),
+        best first (``"error"`` for an unreadable video instead of predictions).
     """
-    from aurl.checkpoint_io import load_checkpoint
-    from aurl.module import AURLModule
-    from data_modules.clip_sampling import create_clip_sampler
-    from data_modules.transforms import create_transform
-    from data_modules.video_reader import VideoDecodeError, read_sampled_clips
-
-    ckpt = load_checkpoint(checkpoint)
-    data_hp = dict(ckpt.get("datamodule_hyper_parameters") or {})
-    module = AURLModule.load_from_checkpoint(str(checkpoint), map_location=device)
-    module.eval()
-    sampler = create_clip_sampler(
-        "uniform",
-        clip_len=int(data_hp.get("clip_len", 16)),
-        num_clips=num_clips,
-        stride=int(data_hp.get("frame_stride", 1)),
-    )
-    transform = create_transform(
-        data_hp.get("transform", "aurl"), train=False, size=int(data_hp.get("size", 112))
-    )
-    top_k = min(top_k, len(class_names))
     results = []
-    with torch.no_grad():
-        class_emb = module.embed_classes(class_names)  # (C, D)
-        for path in videos:
-            try:
-                frames = read_sampled_clips(
-                    path, lambda info: [clip.frame_indices for clip in sampler(info.num_frames)]
-                )
-            except VideoDecodeError as err:
-                results.append({"path": str(path), "error": str(err)})
-                continue
-            video = torch.stack([transform(clip) for clip in frames])  # (K, C, T, H, W)
-            video_emb = module.embed_videos(video[None].to(module.device))  # (1, D)
-            scores, indices = (video_emb @ class_emb.T)[0].topk(top_k)  # (k,), (k,)
-            results.append(
-                {
-                    "path": str(path),
-                    "predictions": [
-                        {"class_name": class_names[i], "score": round(float(s), 4)}
-                        for s, i in zip(scores.tolist(), indices.tolist(), strict=True)
-                    ],
-                }
-            )
+    for pred in classifier.classify(
+        videos, class_names, top_k, None, num_clips, batch_size, num_workers
+    ):
+        if pred.error is not None:
+            results.append({"path": pred.video, "error": pred.error})
+            continue
+        ranked = zip(pred.class_names, pred.scores, pred.probabilities, strict=True)
+        results.append(
+            {
+                "path": pred.video,
+                "predictions": [
+                    {"class_name": name, "score": round(s, 4), "probability": round(p, 4)}
+                    for name, s, p in ranked
+                ],
+            }
+        )
     return results
 
 
@@ -110,7 +99,8 @@ def format_table(results: list[dict[str, Any]]) -> str:
             lines.append(f"  unreadable: {result['error']}")
             continue
         for rank, pred in enumerate(result["predictions"], start=1):
-            lines.append(f"  {rank}. {pred['class_name']:<40} {pred['score']:+.4f}")
+            name, score, probability = pred["class_name"], pred["score"], pred["probability"]
+            lines.append(f"  {rank}. {name:<40} {score:+.4f}  p={probability:.3f}")
     return "\n".join(lines)
 
 
@@ -177,35 +167,60 @@ def check_data(config_path: str | Path, workers: int = 4) -> list[tuple[str, str
 
 
 def main(argv: list[str]) -> int:
-    """Runs ``aurl predict`` or ``aurl check-data``; returns the exit status."""
+    """Runs ``aurl predict``, ``aurl export`` or ``aurl check-data``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="aurl")
     commands = parser.add_subparsers(dest="command", required=True)
     pred = commands.add_parser("predict", help="rank class names for video files")
     pred.add_argument("videos", nargs="+", help="video files")
-    pred.add_argument("--checkpoint", "--ckpt_path", required=True, help="a trained .ckpt")
+    pred.add_argument(
+        "--checkpoint",
+        "--ckpt_path",
+        required=True,
+        help="a trained .ckpt, or an `aurl export` file (.safetensors)",
+    )
     pred.add_argument(
         "--classes", required=True, help="comma-separated class names, or a text file (one a line)"
     )
     pred.add_argument("--top_k", type=int, default=5)
     pred.add_argument("--clips", type=int, default=1, help="clips per video, averaged")
     pred.add_argument("--format", choices=("table", "json"), default="table")
+    pred.add_argument("--batch_size", type=int, default=8, help="videos per forward pass")
+    pred.add_argument("--num_workers", type=int, default=2, help="DataLoader workers")
     pred.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    pred.add_argument(
+        "--word2vec", help="a word-vector file replacing the training text encoder's"
+    )
+    export = commands.add_parser("export", help="write a weights-only model file")
+    export.add_argument("--checkpoint", "--ckpt_path", required=True, help="a trained .ckpt")
+    export.add_argument("--output", required=True, help="the file to write (.safetensors)")
+    export.add_argument(
+        "--word2vec", help="a word-vector file replacing the training text encoder's"
+    )
     check = commands.add_parser("check-data", help="list the unreadable videos of a dataset")
     check.add_argument("config", help="YAML: a catalog, a list of catalogs, or an experiment")
     check.add_argument("--workers", type=int, default=4)
     args = parser.parse_args(argv)
 
     if args.command == "predict":
+        class_names = read_class_names(args.classes)
+        classifier = load_classifier(args.checkpoint, args.device, args.word2vec)
         results = predict(
-            args.checkpoint,
+            classifier,
             args.videos,
-            read_class_names(args.classes),
+            class_names,
             top_k=args.top_k,
             num_clips=args.clips,
-            device=args.device,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
         )
         print(json.dumps(results, indent=2) if args.format == "json" else format_table(results))
         return 0 if all("error" not in r for r in results) else 1
+    if args.command == "export":
+        from aurl.zero_shot import ZeroShotClassifier
+
+        classifier = ZeroShotClassifier.from_checkpoint(args.checkpoint, "cpu", args.word2vec)
+        print(classifier.export(args.output))
+        return 0
     bad = check_data(args.config, workers=args.workers)
     for path, reason in bad:
         print(f"{path}\t{reason}")
