@@ -69,7 +69,11 @@ def read_test_metrics(run_dir: Path) -> dict[str, float]:
 def fit_arguments(
     base: Path, fragment: Path, seed: int, run_dir: Path, overrides: Sequence[str]
 ) -> list[str]:
-    """The ``aurl fit`` arguments of one variant and seed (also what marks its run as done)."""
+    """The ``aurl fit`` arguments of one variant and seed (also what marks its run as done).
+
+    The W&B run of a variant is in the group ``<base>/<fragment>`` (the seeds of one variant
+    side by side), tagged ``seed<N>``, job type ``ablation``; ``overrides`` may change them.
+    """
     return [
         "fit",
         "--config",
@@ -82,6 +86,12 @@ def fit_arguments(
         str(run_dir),
         "--trainer.enable_progress_bar",
         "false",
+        "--wandb.group",
+        f"{base.stem}/{fragment.stem}",
+        "--wandb.tags",
+        f"[seed{seed}]",
+        "--wandb.job_type",
+        "ablation",
         *overrides,
     ]
 

@@ -322,6 +322,43 @@ def wandb_history_and_summary(path: Path) -> tuple[list[dict[str, Any]], dict[st
     return history, summary
 
 
+def _config_items(entries: Any) -> dict[str, Any]:
+    return {e.key or "/".join(e.nested_key): json.loads(e.value_json) for e in entries}
+
+
+def wandb_run_info(path: Path) -> dict[str, Any]:
+    """The run fields (``group``, ``job_type``, ``notes``, ``tags``), the final config (each
+    key's ``value``) and the logged artifacts (``name``, ``type``, ``aliases``, ``metadata``,
+    ``files``) of a ``.wandb`` file."""
+    info: dict[str, Any] = {"config": {}, "artifacts": []}
+    for record in read_wandb_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run = record.run
+            info.update(
+                group=run.run_group, job_type=run.job_type, notes=run.notes, tags=list(run.tags)
+            )
+            info["config"].update(_config_items(run.config.update))
+        elif kind == "config":
+            info["config"].update(_config_items(record.config.update))
+        elif kind == "artifact":
+            artifact = record.artifact
+            info["artifacts"].append(
+                {
+                    "name": artifact.name,
+                    "type": artifact.type,
+                    "aliases": list(artifact.aliases),
+                    "metadata": json.loads(artifact.metadata or "{}"),
+                    "files": [entry.path for entry in artifact.manifest.contents],
+                }
+            )
+    info["config"] = {
+        key: value["value"] if isinstance(value, dict) and "value" in value else value
+        for key, value in info["config"].items()
+    }
+    return info
+
+
 # --- word vectors --------------------------------------------------------------------------
 def vocabulary(class_names: Sequence[str]) -> list[str]:
     """Every content word of the (cleaned) class names, sorted: what Word2VecEncoder looks up."""

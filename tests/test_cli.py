@@ -50,6 +50,7 @@ from tests.cli_helpers import (
     subprocess_env,
     vocabulary,
     wandb_history_and_summary,
+    wandb_run_info,
     without_keys,
     write_tiny_overrides,
     write_word2vec,
@@ -381,12 +382,26 @@ def test_bad_config_fails_naming_the_key(
 
 
 # --- 2. W&B and the run folder -------------------------------------------------------------
+WANDB_OPTIONS = (
+    *("--wandb.group", "tiny", "--wandb.tags", "[seed0, smoke]", "--wandb.job_type", "check"),
+    *("--wandb.notes", "a short run", "--wandb.log_model", "true"),
+)
+
+
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory: pytest.TempPathFactory, tiny_set) -> dict[str, Any]:
     """A real 2-epoch fit of smoke.yaml on the tiny data, with W&B offline, then its test."""
     base = tmp_path_factory.mktemp("short_run")
     root = base / "run"
-    args = tiny_fit(SMOKE, root, "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "1")
+    args = tiny_fit(
+        SMOKE,
+        root,
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.log_every_n_steps",
+        "1",
+        *WANDB_OPTIONS,
+    )
     cli = run_cli(args)
     (wandb_logger,) = [lg for lg in cli.trainer.loggers if type(lg).__name__ == "WandbLogger"]
     best = Path(cli.trainer.checkpoint_callback.best_model_path)
@@ -396,6 +411,7 @@ def short_run(tmp_path_factory: pytest.TempPathFactory, tiny_set) -> dict[str, A
         "args": args,
         "root": root,
         "checkpoint": kept,
+        "best_checkpoint": str(best),
         "global_step": cli.trainer.global_step,
         "wandb_id": wandb_logger.version,
         "wandb_init": dict(wandb_logger._wandb_init),
@@ -442,6 +458,50 @@ def test_wandb_offline_run_holds_the_metrics(short_run: dict[str, Any]) -> None:
     ]
     reparsed = printed_config(["fit", "--config", str(saved_path)])
     assert reparsed["trainer"]["callbacks"] == saved["trainer"]["callbacks"]
+
+
+@pytest.mark.slow
+def test_wandb_run_holds_its_fields_config_checkpoints_and_embeddings(
+    short_run: dict[str, Any],
+) -> None:
+    root = short_run["root"]
+    (run_dir,) = (root / "wandb").glob("offline-run-*")
+    (log_file,) = run_dir.glob("run-*.wandb")
+    info = wandb_run_info(log_file)
+    # The --wandb.* options reached wandb.init.
+    assert (info["group"], info["tags"], info["job_type"], info["notes"]) == (
+        "tiny",
+        ["seed0", "smoke"],
+        "check",
+        "a short run",
+    )
+    # The run config holds the whole resolved config (the saved config.yaml), trainer included.
+    saved = yaml.safe_load((root / "csv" / "version_0" / "config.yaml").read_text())
+    for key in ("trainer", "model", "data", "seed_everything", "wandb"):
+        assert info["config"][key] == saved[key], key
+    assert info["config"]["trainer"]["max_epochs"] == 2
+    # --wandb.log_model: best and last checkpoints, versions of one model artifact.
+    artifacts = [a for a in info["artifacts"] if a["type"] == "model"]
+    assert {a["name"] for a in artifacts} == {f"model-{short_run['wandb_id']}"}
+    assert all(a["files"] == ["model.ckpt"] for a in artifacts)
+    # W&B gives `latest` to each version it logs; the last one logged, last.ckpt, keeps it.
+    logged = [(a["metadata"]["original_filename"], set(a["aliases"])) for a in artifacts]
+    assert logged == [
+        (Path(short_run["best_checkpoint"]).name, {"best", "latest"}),
+        ("last.ckpt", {"latest"}),
+    ]
+    # The test embeddings went to W&B as one table: class names and videos of every set.
+    _, summary = wandb_history_and_summary(log_file)
+    assert summary["test/embedding_table/_type"] == "table-file"
+    table = json.loads((run_dir / "files" / summary["test/embedding_table/path"]).read_text())
+    assert table["columns"] == ["set", "kind", "index", "class", "embedding"]
+    sets = {(row[0], row[1]) for row in table["data"]}
+    assert sets == {
+        (name, kind)
+        for name in ("synthetic_unseen", "synthetic_unseen_gzsl")
+        for kind in ("video", "class name")
+    }
+    assert len({len(row[4]) for row in table["data"]}) == 1
 
 
 @pytest.mark.slow

@@ -19,6 +19,12 @@ from typing import Any
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from aurl.module import AURLModule
+from aurl.wandb_run import (
+    WandbConfigCallback,
+    WandbRunOptions,
+    apply_wandb_options,
+    log_checkpoint_artifacts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,8 @@ class AURLCLI(LightningCLI):
             default=True,
             help="After `fit`, test the best checkpoint and print a summary.",
         )
+        # W&B run fields for every WandbLogger of trainer.logger (aurl.wandb_run).
+        parser.add_class_arguments(WandbRunOptions, "wandb")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
@@ -66,13 +74,17 @@ class AURLCLI(LightningCLI):
         if isinstance(report, str):
             root = str(config.trainer.get("default_root_dir") or ".")
             config.data.overlap_report = report.replace("{root}", root)
+        apply_wandb_options(config.trainer.logger, config.wandb)
         if self.subcommand == "fit":
             pin_wandb_run_id(config.trainer.logger, resuming=config.get("ckpt_path") is not None)
 
     def after_fit(self) -> None:
-        if not self.config[self.subcommand].get("test_after_fit", True):
-            return
         if self.trainer.interrupted:
+            return
+        config = self.config[self.subcommand]
+        if config.wandb.log_model:
+            log_checkpoint_artifacts(self.trainer)
+        if not config.get("test_after_fit", True):
             return
         ckpt = "best" if self.trainer.checkpoint_callback is not None else None
         if ckpt == "best" and not self.trainer.checkpoint_callback.best_model_path:
@@ -158,6 +170,7 @@ def run_lightning_cli(args: list[str] | None = None) -> AURLCLI:
         AURLModule,
         ZeroShotDataModule,
         trainer_defaults={"use_distributed_sampler": False},
+        save_config_callback=WandbConfigCallback,
         save_config_kwargs={"overwrite": True},
         args=args,
     )

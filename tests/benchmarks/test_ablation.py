@@ -111,6 +111,17 @@ def test_run_variant_reuses_a_run_done_with_the_same_arguments(tmp_path: Path) -
     }
 
 
+def test_fit_arguments_group_wandb_runs_by_variant_and_tag_the_seed(tmp_path: Path) -> None:
+    base, fragment = Path("experiments/smoke.yaml"), Path("ablations/ls_only.yaml")
+    arguments = ablation.fit_arguments(base, fragment, 2, tmp_path, ["--wandb.tags", "[x]"])
+    at = arguments.index("--wandb.group")
+    assert arguments[at : at + 6] == [
+        *("--wandb.group", "smoke/ls_only", "--wandb.tags", "[seed2]"),
+        *("--wandb.job_type", "ablation"),
+    ]
+    assert arguments[-2:] == ["--wandb.tags", "[x]"]  # the given overrides come last and win
+
+
 @pytest.mark.slow  # spawns an `aurl fit` process
 def test_run_variant_reruns_other_arguments_and_reports_a_failed_fit(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"

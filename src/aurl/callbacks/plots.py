@@ -1,8 +1,10 @@
-"""Plots of a test epoch: embedding maps, per-class accuracy and confusion matrices."""
+"""Plots of a test epoch: embedding maps, per-class accuracy and confusion matrices, and the
+embeddings themselves as a W&B table (its 2D projection panel)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -104,15 +106,53 @@ def plot_confusion(result: EvalResult, path: Path) -> Path:
     return path
 
 
+EMBEDDING_TABLE_COLUMNS = ["set", "kind", "index", "class", "embedding"]
+
+
+def embedding_table_rows(result: EvalResult, max_videos: int) -> list[list[Any]]:
+    """Rows of :data:`EMBEDDING_TABLE_COLUMNS` for one set: its class-name embeddings (kind
+    ``class name``, index = class index) and at most ``max_videos`` video embeddings (kind
+    ``video``, index = position in the set, class = true class), a fixed random subset when
+    there are more."""
+    num_videos = result.video_embeddings.shape[0]
+    picked = torch.arange(num_videos)
+    if num_videos > max_videos:
+        order = torch.randperm(num_videos, generator=torch.Generator().manual_seed(0))
+        picked = order[:max_videos].sort().values  # (max_videos,)
+    rows = [
+        [result.name, "class name", c, name, result.class_embeddings[c].tolist()]
+        for c, name in enumerate(result.class_names)
+    ]
+    for i in picked.tolist():
+        label = int(result.labels[i])
+        rows.append(
+            [
+                result.name,
+                "video",
+                i,
+                result.class_names[label],
+                result.video_embeddings[i].tolist(),
+            ]
+        )
+    return rows
+
+
 class EmbeddingPlots(L.Callback):
     """After testing, writes an embedding map and per-class accuracy bars for each test set,
     and a confusion matrix for each set of at most ``max_confusion_classes`` classes.
 
-    PNGs go to ``<default_root_dir>/plots/`` and, with a :class:`WandbLogger`, to W&B.
+    PNGs go to ``<default_root_dir>/plots/`` and, with a :class:`WandbLogger`, to W&B, with
+    the table ``test/embedding_table`` of :func:`embedding_table_rows` for every set (W&B's 2D
+    projection of the ``embedding`` column, coloured by ``set``, ``kind`` or ``class``).
+
+    Args:
+        max_confusion_classes: Largest class count of a set that gets a confusion matrix.
+        max_table_videos: Video rows per set in the W&B table (0: no table).
     """
 
-    def __init__(self, max_confusion_classes: int = 60) -> None:
+    def __init__(self, max_confusion_classes: int = 60, max_table_videos: int = 1000) -> None:
         self.max_confusion_classes = max_confusion_classes
+        self.max_table_videos = max_table_videos
         self.paths: list[Path] = []
 
     @rank_zero_only
@@ -131,3 +171,12 @@ class EmbeddingPlots(L.Callback):
                 if isinstance(logger, WandbLogger):
                     for kind, path in plots.items():
                         logger.log_image(f"test/{result.name}/{kind}", [str(path)])
+        wandb_loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if wandb_loggers and self.max_table_videos > 0:
+            rows = [
+                row
+                for result in pl_module.test_results
+                for row in embedding_table_rows(result, self.max_table_videos)
+            ]
+            for logger in wandb_loggers:
+                logger.log_table("test/embedding_table", EMBEDDING_TABLE_COLUMNS, rows)
