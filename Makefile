@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# Everything the tests cover: Word2Vec (gensim) and the benchmarks (pytorchvideo, scikit-video).
+EXTRAS := dev,word2vec,bench
 # Tests and runs never touch the network: models load from local folders, W&B logs offline.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -17,12 +19,13 @@ help: ## List the targets
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -c constraints.txt -e '.[$(EXTRAS)]'
+	$(BIN)/pip check
 	touch $@
 
-install: $(VENV)/.installed ## Create .venv with pip and install aurl with its dev extras (idempotent)
+install: $(VENV)/.installed ## Create .venv and install aurl with all extras at the versions of constraints.txt (idempotent)
 
 test: install ## Run the whole test suite, slow and DDP tests included
 	$(BIN)/pytest tests

@@ -18,6 +18,8 @@ import av
 import numpy as np
 import torch
 
+from aurl.optional import import_optional
+
 
 @dataclass(frozen=True)
 class Clip:
@@ -67,17 +69,21 @@ def encoded_video_class() -> type:
 
     pytorchvideo 0.1.5 imports ``torchvision.transforms.functional_tensor``, which torchvision
     0.17 renamed ``_functional_tensor``; the alias is set here only, for this benchmark.
+
+    Raises:
+        ModuleNotFoundError: pytorchvideo is not installed (``pip install 'aurl[bench]'``).
     """
+    module = "pytorchvideo.data.encoded_video"
     try:
-        from pytorchvideo.data.encoded_video import EncodedVideo
+        encoded_video = import_optional(module, extra="bench")
     except ModuleNotFoundError as error:
         if error.name != "torchvision.transforms.functional_tensor":
             raise
         import torchvision.transforms._functional_tensor as functional_tensor
 
         sys.modules["torchvision.transforms.functional_tensor"] = functional_tensor
-        from pytorchvideo.data.encoded_video import EncodedVideo
-    return EncodedVideo
+        encoded_video = import_optional(module, extra="bench")
+    return encoded_video.EncodedVideo
 
 
 def read_clip_pytorchvideo(

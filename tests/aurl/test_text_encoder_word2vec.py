@@ -8,6 +8,8 @@ bad files or options. Bad class-name lists, common to every encoder, are tested 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +175,16 @@ def test_vectors_are_loaded_lazily_and_once(
     encoder.encode(["dog", "violin"])
     assert encoder.dim == len(action_word_vectors["cello"])
     assert encoder.loads == 1
+
+
+def test_without_gensim_encoding_names_the_word2vec_extra(
+    action_word_vector_files: dict[str, Path], uninstall: Callable[[str], None]
+) -> None:
+    encoder = Word2VecEncoder(action_word_vector_files["glove"])
+    assert "word2vec" in encoder.cache_key  # a cache hit needs no gensim
+    uninstall("gensim")
+    with pytest.raises(ModuleNotFoundError, match=re.escape("pip install 'aurl[word2vec]'")):
+        encoder.encode(["cello"])
 
 
 def test_cache_key_is_stable_and_tracks_file_and_options(

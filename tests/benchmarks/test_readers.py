@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,6 +26,14 @@ def test_raw_pyav_reader_matches_a_full_decode(kinetics_like_file: Path, thread_
         indices = list(range(start, start + 16))
         clip = readers.read_clip_raw_pyav(kinetics_like_file, indices, thread_type)
         assert np.array_equal(clip, everything[indices])
+
+
+def test_without_pytorchvideo_its_reader_names_the_bench_extra(
+    uninstall: Callable[[str], None],
+) -> None:
+    uninstall("pytorchvideo")
+    with pytest.raises(ModuleNotFoundError, match=re.escape("pip install 'aurl[bench]'")):
+        readers.encoded_video_class()
 
 
 def test_pytorchvideo_reader_matches_a_full_decode(kinetics_like_file: Path) -> None:

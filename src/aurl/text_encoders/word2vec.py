@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aurl.class_names import STOP_WORDS, content_words, split_words
+from aurl.optional import import_optional
 from aurl.paths import expand_path
 from aurl.text_encoders.base import TextEncoder, fingerprint_path, register_text_encoder
 
@@ -154,24 +155,24 @@ class Word2VecEncoder(TextEncoder):
         return F.normalize(embeddings, dim=1) if self.normalize_mean else embeddings
 
     def _load(self) -> KeyedVectors:
-        # Imported here: gensim is slow to import and a cache hit never needs it.
-        from gensim.models import KeyedVectors
+        # Imported here: gensim is slow to import, optional, and a cache hit never needs it.
+        models = import_optional("gensim.models", extra="word2vec")
 
         log.info("loading word vectors from %s", self.path)
         try:
             if self.format == "native":
-                loaded = KeyedVectors.load(str(self.path))
+                loaded = models.KeyedVectors.load(str(self.path))
                 # A saved full Word2Vec model keeps its vectors in `.wv`.
                 loaded = getattr(loaded, "wv", loaded)
             else:
-                loaded = KeyedVectors.load_word2vec_format(
+                loaded = models.KeyedVectors.load_word2vec_format(
                     str(self.path),
                     binary=self.format == "binary",
                     no_header=self.format == "text" and not _has_header(self.path),
                 )
         except (OSError, ValueError, EOFError, UnicodeDecodeError) as error:
             raise ValueError(f"cannot read word vectors from {self.path}: {error}") from error
-        if not isinstance(loaded, KeyedVectors):
+        if not isinstance(loaded, models.KeyedVectors):
             raise ValueError(f"{self.path} holds a {type(loaded).__name__}, not KeyedVectors")
         if len(loaded) == 0:
             raise ValueError(f"{self.path} holds no word vectors")
@@ -180,8 +181,7 @@ class Word2VecEncoder(TextEncoder):
 
 def _has_header(path: Path) -> bool:
     """Whether a text word-vector file starts with word2vec's "count dim" line (GloVe does not)."""
-    from gensim import utils
-
+    utils = import_optional("gensim.utils", extra="word2vec")
     with utils.open(str(path), "rb") as handle:
         first = handle.readline().split()
     return len(first) == 2 and all(field.isdigit() for field in first)
