@@ -1,4 +1,5 @@
-"""`aurl predict` (open-vocabulary prediction), `aurl export` (a weights-only model file) and
+"""`aurl predict` (open-vocabulary prediction), `aurl embed` and `aurl classify` (an embedding
+index ranked against changing class lists), `aurl export` (a weights-only model file) and
 `aurl check-data` (unreadable videos)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 from aurl.text_encoders import check_texts
 
 if TYPE_CHECKING:
+    from aurl.embedding_index import EmbeddingIndex
     from aurl.zero_shot import ZeroShotClassifier
 
 log = logging.getLogger(__name__)
@@ -76,17 +78,123 @@ def predict(
     ):
         if pred.error is not None:
             results.append({"path": pred.video, "error": pred.error})
-            continue
-        ranked = zip(pred.class_names, pred.scores, pred.probabilities, strict=True)
-        results.append(
-            {
-                "path": pred.video,
-                "predictions": [
-                    {"class_name": name, "score": round(s, 4), "probability": round(p, 4)}
-                    for name, s, p in ranked
-                ],
-            }
+        else:
+            results.append(_ranking(pred.video, pred.class_names, pred.scores, pred.probabilities))
+    return results
+
+
+def _ranking(
+    path: str, class_names: Sequence[str], scores: Sequence[float], probabilities: Sequence[float]
+) -> dict[str, Any]:
+    """One video's result as :func:`predict` and :func:`classify_index` report it."""
+    ranked = zip(class_names, scores, probabilities, strict=True)
+    return {
+        "path": path,
+        "predictions": [
+            {"class_name": name, "score": round(s, 4), "probability": round(p, 4)}
+            for name, s, p in ranked
+        ],
+    }
+
+
+def video_paths(inputs: Sequence[str | Path]) -> list[str]:
+    """Video files from files and folders (searched recursively for video extensions)."""
+    from data_modules.datasets import VIDEO_EXTENSIONS
+
+    paths: list[str] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(
+                p for p in item.rglob("*") if p.suffix.lower().lstrip(".") in VIDEO_EXTENSIONS
+            )
+            if not found:
+                raise FileNotFoundError(f"no video files ({VIDEO_EXTENSIONS}) under {item}")
+            paths.extend(map(str, found))
+        elif item.is_file():
+            paths.append(str(item))
+        else:
+            raise FileNotFoundError(f"video or folder not found: {item}")
+    return paths
+
+
+def embed(
+    classifier: ZeroShotClassifier,
+    videos: Sequence[str],
+    output: str | Path,
+    num_clips: int = 1,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    chunk: int = 256,
+) -> EmbeddingIndex:
+    """Embeds ``videos`` into the index file ``output``, saved after every ``chunk`` videos.
+
+    An existing ``output`` is resumed: its videos (embedded or unreadable) are skipped.
+
+    Raises:
+        ValueError: if ``output`` holds embeddings of another model.
+    """
+    from aurl.embedding_index import EmbeddingIndex
+
+    model = classifier.fingerprint()
+    index = EmbeddingIndex.load(output) if Path(output).exists() else EmbeddingIndex(model)
+    if index.model != model:
+        raise ValueError(
+            f"{output} holds embeddings of another model ({index.model}, this one is {model}); "
+            "write a new index"
         )
+    todo = [path for path in videos if path not in index.done()]
+    log.info("%s: %d videos indexed, %d to embed", output, len(index), len(todo))
+    for start in range(0, len(todo), chunk):
+        paths = todo[start : start + chunk]
+        encoded = classifier.encode_videos(paths, num_clips, batch_size, num_workers)
+        readable = [i for i, error in enumerate(encoded.errors) if error is None]
+        index.add(
+            [paths[i] for i in readable], encoded.embeddings[readable], [num_clips] * len(readable)
+        )
+        index.failed.update(
+            (paths[i], error) for i, error in enumerate(encoded.errors) if error is not None
+        )
+        index.save(output)
+    if not todo:
+        index.save(output)
+    return index
+
+
+def classify_index(
+    classifier: ZeroShotClassifier,
+    index_path: str | Path,
+    class_names: list[str],
+    top_k: int = 5,
+    templates: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Ranks ``class_names`` for every video of an embedding index, without decoding.
+
+    Returns:
+        One dict per indexed video, as :func:`predict` gives (unreadable videos of the index
+        come last, with their ``"error"``).
+
+    Raises:
+        ValueError: if the index was made by another model than ``classifier``.
+    """
+    from aurl.embedding_index import EmbeddingIndex, rank_classes
+
+    index = EmbeddingIndex.load(index_path)
+    model = classifier.fingerprint()
+    if index.model != model:
+        raise ValueError(
+            f"{index_path} was embedded by another model ({index.model}) than this one "
+            f"({model}): classify with the model that made it"
+        )
+    class_emb = classifier.encode_classes(class_names, templates).cpu()  # (C, D)
+    videos = torch.from_numpy(index.embeddings)  # (N, D)
+    top, cosines, probabilities = rank_classes(videos, class_emb, top_k, classifier.scale)
+    results = [
+        _ranking(path, [class_names[j] for j in idx], cos, prob)
+        for path, idx, cos, prob in zip(
+            index.paths, top.tolist(), cosines.tolist(), probabilities.tolist(), strict=True
+        )
+    ]
+    results += [{"path": path, "error": error} for path, error in index.failed.items()]
     return results
 
 
@@ -167,7 +275,8 @@ def check_data(config_path: str | Path, workers: int = 4) -> list[tuple[str, str
 
 
 def main(argv: list[str]) -> int:
-    """Runs ``aurl predict``, ``aurl export`` or ``aurl check-data``; returns the exit status."""
+    """Runs ``aurl predict``, ``embed``, ``classify``, ``export`` or ``check-data``; returns the
+    exit status."""
     parser = argparse.ArgumentParser(prog="aurl")
     commands = parser.add_subparsers(dest="command", required=True)
     pred = commands.add_parser("predict", help="rank class names for video files")
@@ -190,6 +299,32 @@ def main(argv: list[str]) -> int:
     pred.add_argument(
         "--word2vec", help="a word-vector file replacing the training text encoder's"
     )
+    emb = commands.add_parser("embed", help="embed videos into an index (resumable)")
+    emb.add_argument("videos", nargs="+", help="video files or folders (searched recursively)")
+    emb.add_argument("--checkpoint", "--ckpt_path", required=True, help="a .ckpt or export")
+    emb.add_argument("--output", required=True, help="the index file (.npz), resumed if present")
+    emb.add_argument("--clips", type=int, default=1, help="clips per video, averaged")
+    emb.add_argument("--batch_size", type=int, default=8, help="videos per forward pass")
+    emb.add_argument("--num_workers", type=int, default=2, help="DataLoader workers")
+    emb.add_argument("--chunk", type=int, default=256, help="videos between two saves")
+    emb.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    cls = commands.add_parser("classify", help="rank class names for an embedding index")
+    cls.add_argument("--index", required=True, help="an `aurl embed` index (.npz)")
+    cls.add_argument("--checkpoint", "--ckpt_path", required=True, help="the model of the index")
+    cls.add_argument(
+        "--classes", required=True, help="comma-separated class names, or a text file (one a line)"
+    )
+    cls.add_argument("--top_k", type=int, default=5)
+    cls.add_argument(
+        "--template", action="append", help='a prompt template such as "a video of {}" (repeat)'
+    )
+    cls.add_argument("--format", choices=("table", "json"), default="table")
+    cls.add_argument("--output", help="write the results to this file instead of stdout")
+    cls.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    for sub in (emb, cls):
+        sub.add_argument(
+            "--word2vec", help="a word-vector file replacing the training text encoder's"
+        )
     export = commands.add_parser("export", help="write a weights-only model file")
     export.add_argument("--checkpoint", "--ckpt_path", required=True, help="a trained .ckpt")
     export.add_argument("--output", required=True, help="the file to write (.safetensors)")
@@ -215,6 +350,29 @@ def main(argv: list[str]) -> int:
         )
         print(json.dumps(results, indent=2) if args.format == "json" else format_table(results))
         return 0 if all("error" not in r for r in results) else 1
+    if args.command == "embed":
+        classifier = load_classifier(args.checkpoint, args.device, args.word2vec)
+        index = embed(
+            classifier,
+            video_paths(args.videos),
+            args.output,
+            num_clips=args.clips,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            chunk=args.chunk,
+        )
+        print(f"{args.output}: {len(index)} videos embedded, {len(index.failed)} unreadable")
+        return 0
+    if args.command == "classify":
+        class_names = read_class_names(args.classes)
+        classifier = load_classifier(args.checkpoint, args.device, args.word2vec)
+        results = classify_index(classifier, args.index, class_names, args.top_k, args.template)
+        text = json.dumps(results, indent=2) if args.format == "json" else format_table(results)
+        if args.output:
+            Path(args.output).write_text(text + "\n")
+        else:
+            print(text)
+        return 0
     if args.command == "export":
         from aurl.zero_shot import ZeroShotClassifier
 

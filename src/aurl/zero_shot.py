@@ -22,6 +22,7 @@ Loading it runs no pickle: the classes named are imported and checked to be the 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import json
 import logging
@@ -328,6 +329,20 @@ class ZeroShotClassifier:
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(path), metadata=metadata)
         return path
+
+    def fingerprint(self) -> str:
+        """A digest of both towers' weights, the preprocessing and the scale: two classifiers
+        with one fingerprint embed videos and class names alike (what an embedding index
+        checks before mixing them)."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps(dataclasses.asdict(self.preprocessing), sort_keys=True).encode())
+        digest.update(repr(self.scale).encode())
+        towers = [("visual_tower", self.visual_tower), ("semantic_tower", self.semantic_tower)]
+        for prefix, tower in towers:
+            for name, value in (tower.state_dict() if tower is not None else {}).items():
+                digest.update(f"{prefix}.{name}".encode())
+                digest.update(value.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     # --- embeddings --------------------------------------------------------------------------
     def encode_classes(
