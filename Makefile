@@ -47,6 +47,7 @@ train: install ## The main job: train and evaluate the smoke experiment on the s
 bench: install ## Run the benchmarks into benchmarks/results/ (QUICK=1: a few minutes)
 	$(BIN)/python -m benchmarks.data_throughput $(if $(QUICK),--quick)
 	$(BIN)/python -m benchmarks.train_throughput $(if $(QUICK),--quick)
+	$(BIN)/python -m benchmarks.inference $(if $(QUICK),--quick)
 	$(BIN)/python -m benchmarks.ablation $(if $(QUICK),--quick)
 
 clean: ## Remove caches and run outputs (keeps .venv)
