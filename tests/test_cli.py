@@ -19,6 +19,7 @@ import torch.nn.functional as F
 import yaml
 from jsonargparse import Namespace
 
+from aurl.backbones import list_backbones
 from aurl.cli import link_data_seed
 from aurl.cli import main as aurl_main
 from aurl.commands import read_class_names
@@ -342,6 +343,39 @@ def test_fast_dev_run_with_small_eval_batches(tiny_set, workdir: Path) -> None:
     )
     assert math.isnan(metrics["test/synthetic_unseen_gzsl/gzsl_unseen"])
     assert math.isnan(metrics["test/synthetic_unseen_gzsl/gzsl_h"])
+
+
+@pytest.mark.slow
+def test_test_prints_one_result_table(
+    tiny_set, workdir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    tiny = write_tiny_overrides(SMOKE, workdir / "tiny.yaml")
+    run_cli(
+        [
+            "test",
+            "--config",
+            str(SMOKE),
+            "--config",
+            str(tiny),
+            "--trainer.default_root_dir",
+            str(workdir / "run"),
+        ]
+    )
+    out = capfd.readouterr().out
+    # RunSummary's table; Lightning's per-test-set tables would repeat every set's values.
+    assert out.count("aurl run summary") == 1
+    assert "synthetic_unseen_gzsl" in out
+    assert "Test metric" not in out
+
+
+def test_help_lists_the_backbones() -> None:
+    code, out, _ = cli_exit(["fit", "--help"])
+    assert code in (0, None)
+    epilog = out[out.index("backbones (model.visual_tower.init_args.backbone)") :]
+    listed = " ".join(epilog.split())  # argparse wraps the line
+    for name in list_backbones():
+        assert f" {name}" in listed, name
+    assert "mvit_v2_s" in listed and "r2plus1d_narrow" in listed
 
 
 @pytest.mark.slow
@@ -870,6 +904,8 @@ def test_ddp_test_metrics_equal_a_single_process_evaluation(tiny_set, tmp_path: 
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert "Starting with 2 processes" in output, output[-4000:]
+    # Epoch values come from synced metrics or gathered embeddings: nothing to add sync_dist to.
+    assert "sync_dist" not in output
     ddp = last_metrics(root / "csv" / "version_0" / "metrics.csv", "test/")
     # W&B runs on rank 0 only: one run for the job.
     assert len(list((root / "wandb").glob("offline-run-*"))) == 1

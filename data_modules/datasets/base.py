@@ -22,8 +22,8 @@ logger = logging.getLogger(__name__)
 # The shipped class lists (data_modules/class_lists), package data of data_modules.
 CLASS_LISTS = Path(__file__).resolve().parent.parent / "class_lists"
 VIDEO_EXTENSIONS = ("mp4", "avi", "mkv", "webm")
-# How many missing paths the summary warning quotes; the full list is `catalog.missing`.
-_QUOTED_MISSING = 5
+# How many paths a summary warning quotes (every missing one is in `catalog.missing`).
+_QUOTED_PATHS = 5
 # Words whose meaning a left-right mirror changes (see VideoCatalog.mirror_class_name).
 _HANDED_WORDS = frozenset(
     {"left", "right", "leftward", "rightward", "clockwise", "anticlockwise", "counterclockwise"}
@@ -81,7 +81,7 @@ class VideoCatalog(ABC):
                 self.name,
                 len(listing.missing),
                 len(listing.missing) + len(listing.samples),
-                ", ".join(listing.missing[:_QUOTED_MISSING]),
+                ", ".join(listing.missing[:_QUOTED_PATHS]),
             )
         if not listing.samples:
             raise FileNotFoundError(
@@ -125,15 +125,40 @@ def _require_dir(path: Path, what: str) -> Path:
 
 def _video_files(folder: Path, extensions: Sequence[str]) -> list[Path]:
     """Sorted non-hidden files of ``folder`` with one of ``extensions`` (none if no folder)."""
+    return _video_entries(folder, extensions)[0]
+
+
+def _video_entries(folder: Path, extensions: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The non-hidden entries of ``folder`` with one of ``extensions``, sorted.
+
+    Returns:
+        ``(readable files, unreadable entries)``; each unreadable entry is described as
+        ``"<path> (<why>)"``: a dangling link, not a file, or not readable. Both are empty if
+        ``folder`` is not a folder.
+    """
     if not folder.is_dir():
-        return []
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file()
-        and not p.name.startswith(".")
-        and p.suffix.lower().lstrip(".") in extensions
-    )
+        return [], []
+    files, unreadable = [], []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower().lstrip(".") not in extensions:
+            continue
+        why = _unreadable_reason(path)
+        if why is None:
+            files.append(path)
+        else:
+            unreadable.append(f"{path} ({why})")
+    return files, unreadable
+
+
+def _unreadable_reason(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file, or None when it can."""
+    if path.is_symlink() and not path.exists():
+        return "dangling link"
+    if not path.is_file():
+        return "not a file"
+    if not os.access(path, os.R_OK):
+        return "not readable"
+    return None
 
 
 class _DirIndex:

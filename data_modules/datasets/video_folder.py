@@ -8,11 +8,12 @@ from pathlib import Path
 
 from aurl.paths import expand_path
 from data_modules.datasets.base import (
+    _QUOTED_PATHS,
     VIDEO_EXTENSIONS,
     CatalogListing,
     VideoCatalog,
     _require_dir,
-    _video_files,
+    _video_entries,
 )
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,8 @@ class VideoFolder(VideoCatalog):
 
     Classes are the sorted sub-folder names (hidden ones skipped); videos of a class are its
     files with a video extension (case-insensitive), sorted by name. Nested folders are not
-    searched.
+    searched. Entries that cannot be read (dangling links, unreadable files, folders with a
+    video extension) are skipped with one warning per catalog naming them.
 
     Args:
         root: the dataset folder.
@@ -47,15 +49,24 @@ class VideoFolder(VideoCatalog):
 
     def _list(self) -> CatalogListing:
         _require_dir(self.root, "dataset root")
-        classes = sorted(
-            d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith(".")
-        )
+        entries = sorted(d for d in self.root.iterdir() if not d.name.startswith("."))
+        classes = [d.name for d in entries if d.is_dir()]
+        # A dangling link at the root may be a class folder that went away.
+        unreadable = [f"{d} (dangling link)" for d in entries if d.is_symlink() and not d.exists()]
         if not classes:
             raise FileNotFoundError(f"{self.root}: no class folders (expected root/<class>/)")
         samples = []
         for label, class_name in enumerate(classes):
-            videos = _video_files(self.root / class_name, self.extensions)
+            videos, skipped = _video_entries(self.root / class_name, self.extensions)
+            unreadable += skipped
             if not videos:
                 logger.warning("%s: class folder %s has no videos", self.name, class_name)
             samples.extend((str(path), label) for path in videos)
+        if unreadable:
+            logger.warning(
+                "%s: skipped %d unreadable entries (e.g. %s)",
+                self.name,
+                len(unreadable),
+                ", ".join(unreadable[:_QUOTED_PATHS]),
+            )
         return CatalogListing(classes, samples, [])

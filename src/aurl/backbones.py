@@ -1,8 +1,10 @@
 """Video backbones: a name-keyed registry of clip encoders.
 
-Every backbone maps a clip batch ``(B, C, T, H, W)`` to pooled features ``(B, out_dim)`` and
-exposes ``out_dim`` so a projector can be sized without running it. Backbones are randomly
-initialised (AURL trains from scratch); ``weights_path`` loads a local file, nothing is downloaded.
+The registry holds torchvision's video zoo by its own names (:data:`TORCHVISION_VIDEO`: R(2+1)D,
+R3D, MC3, S3D, MViT, Swin3D) and a narrow R(2+1)D for CPU runs. Every backbone maps a clip batch
+``(B, C, T, H, W)`` to pooled features ``(B, out_dim)`` and exposes ``out_dim`` so a projector can
+be sized without running it. Backbones are randomly initialised (AURL trains from scratch);
+``weights_path`` loads a local file, nothing is downloaded.
 Callers may convert a backbone and its input to ``torch.channels_last_3d``; nothing here depends
 on the memory layout.
 """
@@ -11,12 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torchvision.models.video import r2plus1d_18 as tv_r2plus1d_18
+from torchvision.models import get_model
 from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D
 
 from aurl.registry import Registry
@@ -27,6 +31,8 @@ BACKBONES = Registry[nn.Module]("backbone")
 
 # Keys under which common checkpoint formats nest the model's state_dict.
 _CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")
+# Top-level modules that hold a classifier in torchvision's video models.
+_HEAD_PREFIXES = ("fc.", "head.", "classifier.")
 
 
 class BackboneWeightsError(ValueError):
@@ -56,8 +62,9 @@ def load_backbone_weights(model: nn.Module, path: str | Path, prefix: str = "") 
 
     The file may hold a bare state_dict or a checkpoint dict that nests it under ``state_dict``
     (Lightning), ``model_state_dict`` or ``model``. A ``module.`` prefix (DDP) is stripped. Keys of
-    a classifier head ``fc.*`` are dropped when the model has no such parameters, so a torchvision
-    classification checkpoint loads into the headless backbone.
+    a classifier head (``fc.*``, ``head.*``, ``classifier.*``) are dropped when the model has no
+    parameters under that name, so a torchvision classification checkpoint loads into the
+    headless backbone.
 
     Args:
         model: the backbone to fill.
@@ -84,8 +91,9 @@ def load_backbone_weights(model: nn.Module, path: str | Path, prefix: str = "") 
             raise BackboneWeightsError(f"no key in {path} starts with prefix {prefix!r}")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     own = model.state_dict()
-    if not any(k.startswith("fc.") for k in own):
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    for head in _HEAD_PREFIXES:
+        if not any(k.startswith(head) for k in own):
+            state = {k: v for k, v in state.items() if not k.startswith(head)}
 
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -124,23 +132,94 @@ def _extract_state_dict(obj: object, path: Path) -> dict[str, Tensor]:
     return dict(obj)
 
 
-@BACKBONES.register("r2plus1d_18")
-def r2plus1d_18(weights_path: str | Path | None = None, weights_prefix: str = "") -> nn.Module:
-    """torchvision's R(2+1)D-18, randomly initialised, classifier removed (512-d, ~31.5M params).
+@dataclass(frozen=True)
+class TorchvisionVideoModel:
+    """How a model of torchvision's video zoo becomes a headless backbone.
+
+    Attributes:
+        head: the attribute holding the classifier, replaced by ``nn.Identity``.
+        out_dim: the size of the feature the head received.
+        pool: a fixed-size pooling attribute, made adaptive so that clips of any size work.
+        clip: the ``(T, H, W)`` the model requires (MViT's positional grid is fixed), if any.
+    """
+
+    head: str
+    out_dim: int
+    pool: str | None = None
+    clip: tuple[int, int, int] | None = None
+
+
+# torchvision's video models by name (`torchvision.models.list_models(module=video)`).
+TORCHVISION_VIDEO: dict[str, TorchvisionVideoModel] = {
+    "r2plus1d_18": TorchvisionVideoModel("fc", 512),
+    "r3d_18": TorchvisionVideoModel("fc", 512),
+    "mc3_18": TorchvisionVideoModel("fc", 512),
+    "s3d": TorchvisionVideoModel("classifier", 1024, pool="avgpool"),
+    "mvit_v1_b": TorchvisionVideoModel("head", 768, clip=(16, 224, 224)),
+    "mvit_v2_s": TorchvisionVideoModel("head", 768, clip=(16, 224, 224)),
+    "swin3d_t": TorchvisionVideoModel("head", 768),
+    "swin3d_s": TorchvisionVideoModel("head", 768),
+    "swin3d_b": TorchvisionVideoModel("head", 1024),
+}
+
+
+def create_torchvision_backbone(
+    name: str,
+    weights_path: str | Path | None = None,
+    weights_prefix: str = "",
+    **kwargs: Any,
+) -> nn.Module:
+    """A model of torchvision's video zoo, randomly initialised, classifier removed.
+
+    Every name of :data:`TORCHVISION_VIDEO` is registered as a backbone through this function.
+    S3D's fixed 2x7x7 average pooling becomes global average pooling (the same for its 16x224x224
+    clips), so smaller clips work; MViT takes clips of exactly 16x224x224 and says so otherwise.
 
     Args:
-        weights_path: optional local state_dict or checkpoint, see :func:`load_backbone_weights`.
+        name: a key of :data:`TORCHVISION_VIDEO`.
+        weights_path: optional local state_dict or checkpoint, see :func:`load_backbone_weights`;
+            a torchvision checkpoint with its classifier loads.
         weights_prefix: key prefix to select and strip inside ``weights_path``.
+        **kwargs: arguments of torchvision's builder (e.g. ``dropout``,
+            ``stochastic_depth_prob``); ``weights`` is refused, nothing is downloaded.
 
     Returns:
-        torchvision's ``VideoResNet`` with ``fc = Identity`` and ``out_dim = 512``.
+        torchvision's model with its head replaced by ``nn.Identity`` and ``out_dim`` set.
+
+    Raises:
+        ValueError: ``weights`` was given.
     """
-    model = tv_r2plus1d_18(weights=None)
-    model.fc = nn.Identity()
-    model.out_dim = 512
+    spec = TORCHVISION_VIDEO[name]
+    if "weights" in kwargs:
+        raise ValueError(
+            f"backbone {name!r}: torchvision weights are not downloaded; save them to a file "
+            "and pass weights_path"
+        )
+    model = get_model(name, weights=None, **kwargs)
+    setattr(model, spec.head, nn.Identity())
+    if spec.pool is not None:
+        setattr(model, spec.pool, nn.AdaptiveAvgPool3d(1))
+    if spec.clip is not None:
+        model.register_forward_pre_hook(partial(_check_clip, name, spec.clip))
+    model.out_dim = spec.out_dim
     if weights_path is not None:
         load_backbone_weights(model, weights_path, prefix=weights_prefix)
     return model
+
+
+def _check_clip(
+    name: str, clip: tuple[int, int, int], module: nn.Module, args: tuple[Tensor, ...]
+) -> None:
+    (x,) = args  # (B, C, T, H, W)
+    if tuple(x.shape[2:]) != clip:
+        raise ValueError(
+            f"backbone {name!r} takes clips of exactly T, H, W = {clip}, got {tuple(x.shape)}; "
+            "set the data's clip_len and size to match"
+        )
+
+
+for _name in TORCHVISION_VIDEO:
+    BACKBONES.register(_name)(partial(create_torchvision_backbone, _name))
 
 
 @BACKBONES.register("r2plus1d_narrow")

@@ -21,6 +21,7 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from aurl.backbones import list_backbones
 from aurl.module import AURLModule
 from aurl.wandb_run import (
     WandbConfigCallback,
@@ -54,6 +55,24 @@ class AURLCLI(LightningCLI):
         commands = LightningCLI.subcommands()
         commands.pop("predict")  # `aurl predict` is the open-vocabulary command below
         return commands
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        kwargs.setdefault(
+            "epilog",
+            "backbones (model.visual_tower.init_args.backbone): " + ", ".join(list_backbones()),
+        )
+        return super().init_parser(**kwargs)
+
+    def _prepare_subcommand_parser(
+        self, klass: type, subcommand: str, **kwargs: Any
+    ) -> LightningArgumentParser:
+        # Where LightningCLI adds the subcommand's own arguments (Trainer.test's `verbose`).
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "test":
+            # RunSummary prints the scores once; Lightning would print its table once per test
+            # set, each repeating every set's values (they are logged at epoch end).
+            parser.set_defaults(verbose=False)
+        return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # One text encoder and one embedding cache serve the model (class embeddings) and the

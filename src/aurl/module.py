@@ -232,8 +232,9 @@ class AURLModule(L.LightningModule):
         self.val_top5.update(video_emb, class_emb, batch["label"])
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val/top1", self.val_top1.compute(), prog_bar=True)
-        self.log("val/top5", self.val_top5.compute())
+        # The metrics synced their states: every rank computes the job's value.
+        self._log_gathered("val/top1", self.val_top1.compute(), prog_bar=True)
+        self._log_gathered("val/top5", self.val_top5.compute())
         self.val_top1.reset()
         self.val_top5.reset()
 
@@ -289,8 +290,7 @@ class AURLModule(L.LightningModule):
             for name, value in scores.items():
                 if name in ("top1", "top5") and not eval_set.report_full:
                     continue  # protocol "half": only the 50% splits are reported
-                # Every rank computed the same value from the gathered embeddings: no sync.
-                self.log(f"test/{eval_set.name}/{name}", value)
+                self._log_gathered(f"test/{eval_set.name}/{name}", value)
             self.test_results.append(
                 EvalResult(
                     eval_set.name,
@@ -328,8 +328,17 @@ class AURLModule(L.LightningModule):
             "gzsl_h_uncalibrated": float(functional.harmonic_mean(seen_top1, unseen_top1)),
         }
         for key, value in self.calibration.items():
-            self.log(f"test/{name}/{key}", value)
+            self._log_gathered(f"test/{name}/{key}", value)
         return gamma
+
+    def _log_gathered(self, name: str, value: Tensor | float, prog_bar: bool = False) -> None:
+        """Logs an epoch value that every rank computed alike from synced or gathered data.
+
+        ``sync_dist=True`` says it is the job's value (without it Lightning warns under DDP);
+        ``rank_zero_only=True`` turns that sync into a no-op, as there is nothing to reduce.
+        Every rank still logs it, so a checkpoint callback monitors it on every rank.
+        """
+        self.log(name, value, prog_bar=prog_bar, sync_dist=True, rank_zero_only=True)
 
     # --- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:

@@ -48,7 +48,8 @@ class VisualTower(nn.Module):
     """Backbone, dropout, then a projector into the joint embedding space.
 
     Args:
-        backbone: a name registered in :data:`aurl.backbones.BACKBONES`.
+        backbone: a name registered in :data:`aurl.backbones.BACKBONES` (``aurl fit --help``
+            lists them); the projector takes its ``out_dim`` features.
         backbone_kwargs: arguments for the backbone (e.g. ``{"weights_path": ...}``).
         embed_dim: joint embedding size.
         hidden_dim: hidden size of the MLP projector (unused by ``"linear"``).

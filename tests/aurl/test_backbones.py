@@ -1,14 +1,20 @@
-"""Backbone registry, shapes, parameter counts and local weight loading."""
+"""Backbone registry (torchvision's video zoo and the narrow R(2+1)D), shapes, parameter counts
+and local weight loading."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+import torchvision
 from torch import nn
+from torchvision.models import get_model, list_models
 from torchvision.models.video import r2plus1d_18 as tv_r2plus1d_18
 
 from aurl.backbones import (
     BACKBONES,
+    TORCHVISION_VIDEO,
     BackboneWeightsError,
     NarrowR2Plus1d,
     create_backbone,
@@ -22,11 +28,80 @@ def _n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def test_registry_lists_both_backbones() -> None:
-    assert {"r2plus1d_18", "r2plus1d_narrow"} <= set(list_backbones())
+# Clip shapes that every model of the zoo takes; MViT's positional grid fixes its clip.
+TINY_CLIP = (2, 3, 8, 32, 32)
+MVIT_CLIP = (1, 3, 16, 224, 224)
+# Swin3D-S and -B (50M and 88M parameters) take seconds to build.
+FORWARD_ON_TINY_CLIPS = [
+    pytest.param(n, marks=pytest.mark.slow) if n in ("swin3d_s", "swin3d_b") else n
+    for n in sorted(TORCHVISION_VIDEO)
+    if TORCHVISION_VIDEO[n].clip is None
+]
+MVITS = sorted(n for n, m in TORCHVISION_VIDEO.items() if m.clip is not None)
+
+
+def test_registry_lists_the_torchvision_zoo_and_the_narrow_backbone() -> None:
+    zoo = {"r2plus1d_18", "r3d_18", "mc3_18", "s3d", "mvit_v1_b", "mvit_v2_s", "swin3d_t"}
+    assert zoo | {"r2plus1d_narrow"} <= set(list_backbones())
+    assert set(TORCHVISION_VIDEO) <= set(list_models(module=torchvision.models.video))
     assert "r2plus1d_18" in BACKBONES
-    with pytest.raises(KeyError, match="unknown backbone 'nope'"):
+    with pytest.raises(KeyError, match=r"unknown backbone 'nope'; available: .*mvit_v2_s.*s3d"):
         create_backbone("nope")
+
+
+@pytest.mark.parametrize("name", FORWARD_ON_TINY_CLIPS)
+def test_zoo_backbone_builds_headless_and_gives_its_feature_size(name: str) -> None:
+    spec = TORCHVISION_VIDEO[name]
+    model = create_backbone(name).eval()
+    assert isinstance(getattr(model, spec.head), nn.Identity)
+    assert model.out_dim == spec.out_dim
+    with torch.no_grad():
+        out = model(torch.randn(TINY_CLIP))
+    assert out.shape == (TINY_CLIP[0], spec.out_dim)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", MVITS)
+def test_mvit_declares_its_feature_size_and_clip(name: str) -> None:
+    model = create_backbone(name)
+    assert isinstance(model.head, nn.Identity)
+    # The head reads the class token after this LayerNorm.
+    assert model.norm.normalized_shape == (model.out_dim,) == (768,)
+    with pytest.raises(ValueError, match=rf"{name}.*\(16, 224, 224\).*\(2, 3, 8, 32, 32\)"):
+        model(torch.randn(TINY_CLIP))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MVITS)
+def test_mvit_forward_gives_its_feature_size(name: str) -> None:
+    model = create_backbone(name).eval()
+    with torch.no_grad():
+        out = model(torch.randn(MVIT_CLIP))
+    assert out.shape == (1, 768)
+
+
+@pytest.mark.parametrize(("name", "head"), [("s3d", "classifier"), ("swin3d_t", "head")])
+def test_zoo_backbone_loads_a_torchvision_checkpoint_with_its_head(
+    tmp_path: Path, name: str, head: str
+) -> None:
+    source = get_model(name, weights=None)  # with its classifier, as a torchvision file is
+    path = tmp_path / f"{name}.pth"
+    torch.save(source.state_dict(), path)
+    model = create_backbone(name, weights_path=str(path))
+    state = model.state_dict()
+    assert not any(k.startswith(f"{head}.") for k in state)
+    for key, value in state.items():
+        assert torch.equal(value, source.state_dict()[key]), key
+
+
+def test_zoo_backbone_refuses_torchvision_weights() -> None:
+    with pytest.raises(ValueError, match="weights_path"):
+        create_backbone("mc3_18", weights="DEFAULT")
+
+
+def test_zoo_backbone_passes_builder_arguments() -> None:
+    model = create_backbone("swin3d_t", dropout=0.3)
+    assert model.pos_drop.p == 0.3
 
 
 def test_r2plus1d_18_parameter_count_forward_and_random_init() -> None:

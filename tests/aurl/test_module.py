@@ -57,6 +57,24 @@ def test_fit_then_test_logs_every_metric(tmp_path: Path, word_vectors: Path) -> 
         assert results[f"test/unseen/{name}"] == pytest.approx(expected[name]), name
 
 
+def test_epoch_values_are_logged_without_a_sync_dist_warning_under_ddp(
+    tmp_path: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    # A 1-process DDP group: Lightning asks for sync_dist at epoch level whenever a group is up,
+    # but validation values come from synced metrics and test values from gathered embeddings.
+    module = tiny_module(tmp_path / "cache")
+    trainer = tiny_trainer(tmp_path, strategy="ddp", devices=1)
+    try:
+        validated = trainer.validate(module, datamodule=colour_data(), verbose=False)[0]
+        tested = trainer.test(module, datamodule=colour_data(), verbose=False)[0]
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    assert "val/top1" in validated
+    assert "test/unseen/top1" in tested
+    assert not [str(w.message) for w in recwarn if "sync_dist" in str(w.message)]
+
+
 def test_training_updates_every_trainable_parameter(tmp_path: Path, word_vectors: Path) -> None:
     # Wiring, not an optimisation outcome (that varies across CPUs): every loss term reaches
     # its parameters, so each trainable tensor of towers and centres is changed by fit.

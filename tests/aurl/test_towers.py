@@ -48,6 +48,18 @@ def test_default_visual_tower_matches_reference_dims() -> None:
     assert tower.projector[6].out_features == 2048
 
 
+@pytest.mark.parametrize(("backbone", "feat_dim"), [("s3d", 1024), ("swin3d_t", 768)])
+@pytest.mark.parametrize("projector", ["mlp", "linear"])
+def test_visual_tower_sizes_its_projector_to_the_backbone(
+    backbone: str, feat_dim: int, projector: str
+) -> None:
+    tower = _tiny_visual(backbone=backbone, backbone_kwargs=None, projector=projector).eval()
+    first = tower.projector[0] if projector == "mlp" else tower.projector
+    assert first.in_features == tower.backbone.out_dim == feat_dim
+    with torch.no_grad():
+        assert tower(torch.randn(2, 3, 8, 32, 32)).shape == (2, 6)
+
+
 @pytest.mark.parametrize("training", [True, False])
 def test_visual_tower_single_and_multi_clip_shapes(training: bool) -> None:
     tower = _tiny_visual().train(training)

@@ -39,6 +39,32 @@ def test_video_folder_lists_sorted_classes_and_videos(tmp_path: Path, ramp_video
     assert catalog.name == "folder" and len(catalog) == 3 and catalog.missing == []
 
 
+def test_video_folder_warns_once_naming_unreadable_entries(
+    tmp_path: Path, ramp_videos, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "folder"
+    good = place(ramp_videos["mp4"], root / "cello" / "a.mp4")
+    dangling = [root / "cello" / "gone.mp4", root / "violin" / "moved.avi"]
+    (root / "violin").mkdir()
+    for link in dangling:
+        link.symlink_to(tmp_path / "elsewhere" / link.name)
+    (root / "cello" / "frames.mp4").mkdir()  # a folder with a video's name
+    (root / "flute").symlink_to(tmp_path / "deleted_class", target_is_directory=True)
+    (root / "cello" / "readme.txt").symlink_to(tmp_path / "nothing")  # not a video: ignored
+    with caplog.at_level(logging.WARNING, logger="data_modules"):
+        catalog = VideoFolder(root)
+        assert catalog.samples == [(good, 0)]
+    assert catalog.raw_class_names == ["cello", "violin"]
+    (line,) = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert "skipped 4 unreadable entries" in line
+    for link in [*dangling, root / "flute"]:
+        assert f"{link} (dangling link)" in line
+    assert f"{root / 'cello' / 'frames.mp4'} (not a file)" in line
+    assert "readme.txt" not in line
+    _ = catalog.samples, catalog.class_names  # listed once: no second warning
+    assert sum("unreadable" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_video_folder_missing_root_names_it(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere"):
         _ = VideoFolder(tmp_path / "nowhere").samples
