@@ -445,9 +445,24 @@ def real_data_class_names() -> list[str]:
     ]
 
 
+# Set in this process by an in-process DDP run (Lightning) or W&B run; a child that inherits them
+# believes it was launched as one rank of an external job, or talks to this process's W&B.
+_PROCESS_BOUND = (
+    "LOCAL_RANK",
+    "NODE_RANK",
+    "GLOBAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "WANDB_SERVICE",
+)
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
-    """This process's environment for a child ``aurl``: offline, one thread, plus ``extra``."""
-    env = dict(os.environ)
+    """This process's environment for a child ``aurl``: offline, one thread, plus ``extra``,
+    without the launcher and W&B variables bound to this process."""
+    env = {k: v for k, v in os.environ.items() if k not in _PROCESS_BOUND}
     env.update(
         {
             "HF_HUB_OFFLINE": "1",

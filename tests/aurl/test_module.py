@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +65,17 @@ def test_epoch_values_are_logged_without_a_sync_dist_warning_under_ddp(
     # but validation values come from synced metrics and test values from gathered embeddings.
     module = tiny_module(tmp_path / "cache")
     trainer = tiny_trainer(tmp_path, strategy="ddp", devices=1)
+    # Lightning's launcher writes LOCAL_RANK, MASTER_PORT, ... into this process's environment:
+    # left there, a later DDP child would take itself for one rank of an external launch.
+    environ = dict(os.environ)
     try:
         validated = trainer.validate(module, datamodule=colour_data(), verbose=False)[0]
         tested = trainer.test(module, datamodule=colour_data(), verbose=False)[0]
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(environ)
     assert "val/top1" in validated
     assert "test/unseen/top1" in tested
     assert not [str(w.message) for w in recwarn if "sync_dist" in str(w.message)]
