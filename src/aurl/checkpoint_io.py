@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import uuid
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +42,8 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
+
+from aurl.paths import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -94,30 +95,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
     """Saves ``checkpoint`` with ``torch.save`` so that ``path`` is never left partial.
 
-    The data goes to a hidden temp file in the same folder, which is flushed to disk (``fsync``)
-    and renamed over ``path``; the folder is then synced so the rename survives a power loss.
-    If anything fails, the temp file is removed and ``path`` keeps its previous content.
+    See :func:`aurl.paths.write_atomically`: a temp file in the same folder, flushed to disk,
+    renamed over ``path``; if anything fails, ``path`` keeps its previous content.
 
     Args:
         checkpoint: anything ``torch.save`` accepts (a Lightning checkpoint dict).
         path: the target file; missing parent folders are created.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    # O_EXCL: never share a temp file with another writer; mode 0o666 lets the umask decide,
-    # as for any other file the job writes.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(checkpoint, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
+    # torch.save looked up at call time (tests stand in a failing writer).
+    write_atomically(path, lambda handle: torch.save(checkpoint, handle))
     log.debug("saved checkpoint %s", path)
 
 
@@ -225,14 +211,3 @@ def _corrupt(path: Path, reason: str) -> CheckpointError:
 
 def _local_path(path: str | Path) -> Path:
     return Path(str(path).removeprefix("file://"))
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename durable on POSIX; Windows cannot open a folder for fsync.
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

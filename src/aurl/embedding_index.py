@@ -18,8 +18,6 @@ saving keeps its previous content and a resumed run continues from it.
 
 from __future__ import annotations
 
-import os
-import uuid
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+
+from aurl.paths import write_atomically
 
 _KEYS = ("paths", "embeddings", "num_clips", "failed_paths", "failed_reasons", "model")
 
@@ -84,27 +84,18 @@ class EmbeddingIndex:
 
     def save(self, path: str | Path) -> Path:
         """Writes the index to ``path`` atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-        try:
-            with tmp.open("wb") as handle:
-                np.savez(
-                    handle,
-                    paths=np.asarray(self.paths, dtype=str),
-                    embeddings=self.embeddings.astype(np.float32),
-                    num_clips=self.num_clips,
-                    failed_paths=np.asarray(list(self.failed), dtype=str),
-                    failed_reasons=np.asarray(list(self.failed.values()), dtype=str),
-                    model=np.asarray(self.model),
-                )
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+        return write_atomically(
+            path,
+            lambda handle: np.savez(
+                handle,
+                paths=np.asarray(self.paths, dtype=str),
+                embeddings=self.embeddings.astype(np.float32),
+                num_clips=self.num_clips,
+                failed_paths=np.asarray(list(self.failed), dtype=str),
+                failed_reasons=np.asarray(list(self.failed.values()), dtype=str),
+                model=np.asarray(self.model),
+            ),
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> EmbeddingIndex:
