@@ -142,7 +142,8 @@ def embed(
             f"{output} holds embeddings of another model ({index.model}, this one is {model}); "
             "write a new index"
         )
-    todo = [path for path in videos if path not in index.done()]
+    done = index.done()  # one set: a collection holds 10^5-10^6 videos
+    todo = [path for path in dict.fromkeys(videos) if path not in done]
     log.info("%s: %d videos indexed, %d to embed", output, len(index), len(todo))
     for start in range(0, len(todo), chunk):
         paths = todo[start : start + chunk]

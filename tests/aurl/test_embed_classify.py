@@ -66,7 +66,7 @@ def test_embedding_resumes_and_keeps_unreadable_videos_apart(
         return real(paths, *args, **kwargs)
 
     monkeypatch.setattr(classifier, "encode_videos", recording)
-    everything = [*first, str(broken), *(str(p) for p in videos[2:])]
+    everything = [*first, str(broken), *(str(p) for p in videos[2:]), str(videos[2])]
     index = commands.embed(classifier, everything, index_path, chunk=2)
     assert embedded == [[str(broken), str(videos[2])], [str(videos[3]), str(videos[4])]]
     assert index.paths == [*first, *(str(p) for p in videos[2:])]
