@@ -3,8 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-# Everything the tests cover: Word2Vec (gensim) and the benchmarks (pytorchvideo, scikit-video).
-EXTRAS := dev,word2vec,bench
+# Everything the tests cover: Word2Vec (gensim), the benchmarks (pytorchvideo, scikit-video)
+# and litdata shards (litdata; moto's S3 server is a dev dependency).
+EXTRAS := dev,word2vec,bench,streaming
 # Tests and runs never touch the network: models load from local folders, W&B logs offline.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
