@@ -3,7 +3,8 @@
 A clip read seeks to the keyframe before its first frame, decodes forward to its last frame and
 stops, with PyAV's frame threading (``benchmarks/data_throughput.py`` compares it with a raw
 seek-and-decode loop and with pytorchvideo's ``EncodedVideo``). Files are opened per call, so
-the functions are safe in DataLoader workers (no container crosses a fork).
+the functions are safe in DataLoader workers (no container crosses a fork). A video held in
+memory (:class:`EncodedVideo`, e.g. an item of a litdata shard) reads exactly like its file.
 
 Frame indices are positions on the stream's time line: a frame with timestamp ``pts`` has index
 ``round((pts - start_time) * time_base * fps)``, with ``fps`` the stream's average rate. For a
@@ -15,6 +16,7 @@ rounds to the wanted one, else (a gap in the timestamps) the frame before it.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -51,6 +53,22 @@ class VideoDecodeError(RuntimeError):
         super().__init__(f"cannot decode video {self.path}: {reason}")
 
 
+class EncodedVideo(NamedTuple):
+    """A video file's bytes held in memory (e.g. an item of a litdata shard), readable like a path.
+
+    Attributes:
+        data: the whole encoded file (container and streams), as written to disk.
+        name: what errors and warnings call it (e.g. the source path and the shard it came from).
+    """
+
+    data: bytes
+    name: str
+
+
+VideoSource = str | Path | EncodedVideo
+"""Where a video is read from: a file path, or an :class:`EncodedVideo` in memory."""
+
+
 class VideoInfo(NamedTuple):
     """What a clip sampler needs to know about a video.
 
@@ -69,7 +87,7 @@ class VideoInfo(NamedTuple):
     duration: float
 
 
-def probe_video(path: str | Path) -> VideoInfo:
+def probe_video(path: VideoSource) -> VideoInfo:
     """Reads a video's frame count, rate and size without decoding any frame.
 
     The frame count is the container's own count when it stores one (MP4 sample tables, the AVI
@@ -79,7 +97,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     sampler would then ask for frames that do not exist.
 
     Args:
-        path: the video file.
+        path: the video file, or its bytes (:class:`EncodedVideo`).
 
     Returns:
         The :class:`VideoInfo`.
@@ -92,7 +110,7 @@ def probe_video(path: str | Path) -> VideoInfo:
 
 
 def read_clip(
-    path: str | Path,
+    path: VideoSource,
     frame_indices: Sequence[int],
     thread_type: str | None = "AUTO",
     tail_tolerance: int = 2,
@@ -100,7 +118,7 @@ def read_clip(
     """Decodes the frames at ``frame_indices`` of one video.
 
     Args:
-        path: the video file.
+        path: the video file, or its bytes (:class:`EncodedVideo`).
         frame_indices: frame indices (>= 0) in any order, repeats allowed.
         thread_type: FFmpeg decoder threading (``"AUTO"``, ``"FRAME"``, ``"SLICE"``), or None
             for one thread (e.g. when many DataLoader workers already use every core).
@@ -120,7 +138,7 @@ def read_clip(
 
 
 def read_clips(
-    path: str | Path,
+    path: VideoSource,
     clips: Sequence[Sequence[int]],
     thread_type: str | None = "AUTO",
     tail_tolerance: int = 2,
@@ -132,7 +150,7 @@ def read_clips(
     video) cost a single pass.
 
     Args:
-        path: the video file.
+        path: the video file, or its bytes (:class:`EncodedVideo`).
         clips: one index sequence per clip (see :func:`read_clip`).
         thread_type: decoder threading, as in :func:`read_clip`.
         tail_tolerance: frames past the end that repeat the last frame, as in :func:`read_clip`.
@@ -149,7 +167,7 @@ def read_clips(
 
 
 def read_sampled_clips(
-    path: str | Path,
+    path: VideoSource,
     choose_clips: Callable[[VideoInfo], Sequence[Sequence[int]]],
     thread_type: str | None = "AUTO",
     tail_tolerance: int = 2,
@@ -160,7 +178,7 @@ def read_sampled_clips(
     the way to read clips whose frame indices depend on the video's length or rate.
 
     Args:
-        path: the video file.
+        path: the video file, or its bytes (:class:`EncodedVideo`).
         choose_clips: maps the video's :class:`VideoInfo` to one index sequence per clip (see
             :func:`read_clip`), e.g. a clip sampler's frame indices for ``info.num_frames``.
         thread_type: decoder threading, as in :func:`read_clip`.
@@ -192,20 +210,28 @@ def _split_runs(indices: list[int], max_gap: int) -> list[list[int]]:
 class _OpenVideo:
     """An open container and its first video stream, with errors turned into VideoDecodeError."""
 
-    def __init__(self, path: str | Path, thread_type: str | None) -> None:
-        self.path = Path(path)
+    def __init__(self, source: VideoSource, thread_type: str | None) -> None:
         self.thread_type = thread_type
-        if not self.path.exists():
-            raise VideoDecodeError(path, "file not found")
-        if not self.path.is_file():
-            raise VideoDecodeError(path, "not a regular file")
-        if self.path.stat().st_size == 0:
-            raise VideoDecodeError(path, "empty file (0 bytes)")
+        self.data: bytes | None = None
+        if isinstance(source, EncodedVideo):
+            self.path = source.name
+            self.data = source.data
+            if not self.data:
+                raise VideoDecodeError(self.path, "empty file (0 bytes)")
+        else:
+            self.path = str(source)
+            path = Path(source)
+            if not path.exists():
+                raise VideoDecodeError(path, "file not found")
+            if not path.is_file():
+                raise VideoDecodeError(path, "not a regular file")
+            if path.stat().st_size == 0:
+                raise VideoDecodeError(path, "empty file (0 bytes)")
         self._open()
 
     def _open(self) -> None:
         try:
-            self.container = av.open(str(self.path))
+            self.container = av.open(self.path if self.data is None else io.BytesIO(self.data))
         except (av.error.FFmpegError, OSError) as error:
             raise VideoDecodeError(self.path, f"cannot open: {error}") from error
         if not self.container.streams.video:

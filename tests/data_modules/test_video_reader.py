@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from data_modules.video_reader import (
+    EncodedVideo,
     VideoDecodeError,
     VideoInfo,
     probe_video,
@@ -267,3 +268,27 @@ def test_sampled_clips_equal_full_decode(tmp_path: Path, name: str) -> None:
     assert seen == [probe_video(path)]
     for indices, clip in zip(choose(seen[0]), clips, strict=True):
         np.testing.assert_array_equal(clip.numpy(), full[indices])
+
+
+@pytest.mark.parametrize("name", ["v.mkv", "v.mp4"])
+def test_bytes_in_memory_read_like_the_file(tmp_path: Path, name: str) -> None:
+    # Matroska in memory also probes by counting packets, then reopens for a clip from frame 0.
+    path = write_video(tmp_path / name, _pattern(), fps=25, gop_size=10)
+    encoded = EncodedVideo(path.read_bytes(), f"shard 3 item 7 ({name})")
+    assert probe_video(encoded) == probe_video(path)
+    clips = [[0, 1, 2], [T - 1, 0], list(range(24, 32))]
+    for from_bytes, from_file in zip(
+        read_clips(encoded, clips), read_clips(path, clips), strict=True
+    ):
+        np.testing.assert_array_equal(from_bytes.numpy(), from_file.numpy())
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [(b"", "empty"), (b"not a video\n" * 50, "cannot open")],
+    ids=["zero-byte", "text"],
+)
+def test_unreadable_bytes_raise_naming_the_item(data: bytes, reason: str) -> None:
+    with pytest.raises(VideoDecodeError, match=reason) as info:
+        read_clip(EncodedVideo(data, "shard 0 item 2 (a/b.mp4)"), [0])
+    assert info.value.path == "shard 0 item 2 (a/b.mp4)"
