@@ -35,6 +35,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -241,6 +242,7 @@ def _transcode(
             raise VideoDecodeError(src, f"no video stream (streams: {', '.join(kinds)})")
         stream = source.streams.video[0]
         stream.codec_context.thread_count = threads
+        listed = stream.frames
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate:
             raise VideoDecodeError(src, "video stream has no frame rate")
@@ -273,9 +275,9 @@ def _transcode(
                 output.mux(video.encode(scaled))
                 count += 1
             output.mux(video.encode())
-    if stream.frames and count < stream.frames - _COUNT_TOLERANCE:
+    if listed and count < listed - _COUNT_TOLERANCE:
         raise VideoDecodeError(
-            src, f"truncated: decoded {count} of the {stream.frames} frames its header lists"
+            src, f"truncated: decoded {count} of the {listed} frames its header lists"
         )
 
 
@@ -372,19 +374,23 @@ def prepare_videos(
     Args:
         jobs: source and output paths (outputs that exist are overwritten: skip them first).
         settings: the preparation settings.
-        workers: processes; ``<= 1`` works in this process.
+        workers: processes of one codec thread each; ``<= 1`` works in this process, with
+            FFmpeg's threads.
         progress: show a progress bar with the ETA.
         desc: the progress bar's label.
 
     Returns:
         ``(source path, reason)`` of each video that could not be prepared, in job order.
+
+    Raises:
+        RuntimeError: a worker process died (killed, out of memory); rerunning resumes.
     """
     reasons: dict[int, str] = {}
     bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress)
     with bar:
         if workers <= 1:
             for k, (src, dst) in enumerate(jobs):
-                reason = _prepare_one((str(src), str(dst), settings))
+                reason = _prepare_one((str(src), str(dst), settings, 0))
                 if reason is not None:
                     reasons[k] = reason
                 bar.update()
@@ -396,24 +402,34 @@ def prepare_videos(
                     for k, (src, dst) in itertools.islice(
                         queue, workers * _QUEUED_PER_WORKER - len(pending)
                     ):
-                        pending[pool.submit(_prepare_one, (str(src), str(dst), settings))] = k
+                        job = (str(src), str(dst), settings, 1)
+                        pending[pool.submit(_prepare_one, job)] = k
                     if not pending:
                         break
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
                         k = pending.pop(future)
-                        if future.result() is not None:
-                            reasons[k] = future.result()
+                        try:
+                            reason = future.result()
+                        except BrokenProcessPool as error:
+                            busy = [str(jobs[j][0]) for j in sorted([k, *pending.values()])]
+                            raise RuntimeError(
+                                f"a worker process died (killed, out of memory?) while "
+                                f"preparing one of {busy}; rerun to resume"
+                            ) from error
+                        if reason is not None:
+                            reasons[k] = reason
                         bar.update()
                     bar.set_postfix(failed=len(reasons), refresh=False)
     return [(str(jobs[k][0]), reasons[k]) for k in sorted(reasons)]
 
 
-def _prepare_one(job: tuple[str, str, PrepareSettings]) -> str | None:
-    """Prepares one video; returns why it could not be, or None."""
-    src, dst, settings = job
+def _prepare_one(job: tuple[str, str, PrepareSettings, int]) -> str | None:
+    """Prepares one video (source, output, settings, threads); returns why it could not be,
+    or None."""
+    src, dst, settings, threads = job
     try:
-        transcode_file(src, dst, settings)
+        transcode_file(src, dst, settings, threads)
     except VideoDecodeError as error:
         return error.reason
     except Exception as error:  # one bad input never stops the run

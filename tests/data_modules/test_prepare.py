@@ -85,12 +85,21 @@ def test_output_size_scales_the_short_side_down_only_and_keeps_sides_even(
     assert output_size(width, height, 128) == expected
 
 
-@pytest.mark.parametrize("kind", ["mp4", "avi", "webm"])
+@pytest.mark.parametrize(
+    ("kind", "output"),
+    [
+        ("mp4", "out.mp4"),
+        ("avi", "out.mp4"),
+        ("webm", "out.mp4"),
+        ("mp4", "out.mkv"),
+        ("mp4", "out.mov"),
+    ],
+)
 def test_prepared_file_keeps_every_frame_and_the_rate(
-    level_videos: dict[str, Path], tmp_path: Path, kind: str
+    level_videos: dict[str, Path], tmp_path: Path, kind: str, output: str
 ) -> None:
     src = level_videos[kind]
-    dst = transcode_file(src, tmp_path / "out.mp4", SETTINGS)
+    dst = transcode_file(src, tmp_path / output, SETTINGS)
     before, after = probe_video(src), probe_video(dst)
     assert after.num_frames == before.num_frames == NUM_FRAMES
     assert after.fps == pytest.approx(before.fps, abs=1e-9)
@@ -101,6 +110,29 @@ def test_prepared_file_keeps_every_frame_and_the_rate(
     assert _levels(read_clip(src, indices).numpy()) == indices
     with av.open(str(dst)) as container:
         assert sum(1 for _ in container.decode(video=0)) == NUM_FRAMES
+
+
+def test_a_variable_rate_source_keeps_its_frames_evenly_timed(tmp_path: Path) -> None:
+    src = tmp_path / "vfr.mkv"
+    times_ms = [0, 100, 200, 400, 500, 800, 900, 1000, 1300, 1400]  # 10 frames, gaps
+    with av.open(str(src), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for k, t in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(
+                np.full((32, 32, 3), LEVEL_STEP * k, np.uint8), format="rgb24"
+            )
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    indices = list(range(10))
+    # The reader indexes the source by time: the frame on screen at k / 10 s.
+    assert _levels(read_clip(src, indices).numpy()) == [0, 1, 2, 2, 3, 4, 4, 4, 5, 6]
+    dst = transcode_file(src, tmp_path / "out.mkv", PrepareSettings())
+    assert probe_video(dst).num_frames == probe_video(src).num_frames == 10
+    assert _levels(read_clip(dst, indices).numpy()) == indices  # frame k: the k-th decoded
 
 
 def test_prepared_file_has_keyframes_every_interval_and_no_audio(
