@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from data_modules.datasets import HMDB51, UCF101, SyntheticActions, VideoFolder
+from data_modules.datasets import HMDB51, UCF101, Kinetics700, SyntheticActions, VideoFolder
 from data_modules.prepare import (
     FAILED_NAME,
     MANIFEST_NAME,
@@ -321,6 +321,28 @@ def test_hmdb51_split_files_find_the_prepared_mp4_files(ramp_videos, tmp_path: P
     assert prepared.missing == [] and prepared.class_names == source.class_names
     expected = [(str(prepared_path(p)), label) for p, label in _relative(source.samples, root)]
     assert _relative(prepared.samples, out) == expected
+
+
+def test_kinetics700_loads_its_prepared_root(
+    level_videos: dict[str, Path], ramp_videos, tmp_path: Path
+) -> None:
+    root, out = tmp_path / "k700", tmp_path / "prepared"
+    place(ramp_videos["mp4"], root / "train" / "abseiling" / "a_000000_000010.mp4")
+    # A download kept as WebM is found by its stem, and prepared as .mp4.
+    place(level_videos["webm"], root / "train" / "playing cello" / "b_000005_000015.webm")
+    annotations = tmp_path / "train.csv"
+    annotations.write_text(
+        "label,youtube_id,time_start,time_end,split\n"
+        "abseiling,a,0,10,train\nplaying cello,b,5,15,train\n"
+    )
+    source = Kinetics700(root, annotations)
+    assert len(source) == 2 and source.missing == []
+    result = prepare_catalog(source, out, SETTINGS, workers=1, progress=False)
+    assert (result.prepared, result.failed) == (2, [])
+    prepared = Kinetics700(out, annotations)
+    expected = [(str(prepared_path(p)), label) for p, label in _relative(source.samples, root)]
+    assert _relative(prepared.samples, out) == expected and prepared.missing == []
+    assert expected[1][0] == "train/playing cello/b_000005_000015.mp4"
 
 
 def test_synthetic_actions_load_their_prepared_root_without_rendering(tmp_path: Path) -> None:
