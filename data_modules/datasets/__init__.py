@@ -11,7 +11,8 @@ exposes:
 - ``class_names``: the same classes cleaned by :func:`aurl.class_names.clean_class_name`, the
   phrases that text encoders embed; labels index both lists;
 - ``samples``: ``list[(path, label)]`` in a deterministic order;
-- ``missing``: files named by the annotations but absent on disk.
+- ``missing``: files named by the annotations but absent on disk;
+- ``layout()``: the files under ``root`` that listing reads (what ``aurl prepare-data`` copies).
 
 Missing files are dropped when listing, with one warning that gives their count and the first
 few paths (all of them are in ``missing``): keeping them would only turn into a warning per file
@@ -27,6 +28,7 @@ from data_modules.datasets.annotations import AnnotationError, read_class_list
 from data_modules.datasets.base import (
     CLASS_LISTS,
     VIDEO_EXTENSIONS,
+    CatalogLayout,
     CatalogListing,
     VideoCatalog,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "UCF101",
     "VIDEO_EXTENSIONS",
     "AnnotationError",
+    "CatalogLayout",
     "CatalogListing",
     "Kinetics700",
     "SyntheticActions",

@@ -31,6 +31,29 @@ _HANDED_WORDS = frozenset(
 
 
 @dataclass(frozen=True)
+class CatalogLayout:
+    """The files under a catalog's root that listing it reads.
+
+    A copy of ``videos`` (transcoded, maybe renamed to another video extension: catalogs find a
+    listed file by its stem), ``folders`` and ``files`` at the same relative paths under another
+    folder lists the same samples when the catalog's ``root`` names that folder; ``aurl
+    prepare-data`` relies on it.
+
+    Attributes:
+        root: the folder that the catalog's ``root`` argument names.
+        videos: every video under ``root`` that listing may read (the samples, or for a
+            generated dataset every video its manifest names).
+        folders: folders under ``root`` that listing reads even when empty (class folders).
+        files: other files under ``root`` that listing reads (a generated dataset's manifest).
+    """
+
+    root: Path
+    videos: list[Path]
+    folders: list[Path]
+    files: list[Path]
+
+
+@dataclass(frozen=True)
 class CatalogListing:
     """What a catalog's ``_list`` returns: raw class names, samples and missing files."""
 
@@ -66,6 +89,20 @@ class VideoCatalog(ABC):
         """
         words = set(class_name.lower().replace("-", " ").split())
         return None if words & _HANDED_WORDS else class_name
+
+    def layout(self) -> CatalogLayout:
+        """The files under the catalog's ``root`` that listing reads (see :class:`CatalogLayout`).
+
+        The default: the sample videos under ``self.root``; catalogs that also read folders or
+        other files override it.
+
+        Raises:
+            TypeError: the catalog has no ``root`` folder.
+        """
+        root = getattr(self, "root", None)
+        if root is None:
+            raise TypeError(f"{self.name}: {type(self).__name__} has no root folder of videos")
+        return CatalogLayout(Path(root), [Path(path) for path, _ in self.samples], [], [])
 
     @abstractmethod
     def _list(self) -> CatalogListing:
@@ -162,20 +199,36 @@ def _unreadable_reason(path: Path) -> str | None:
 
 
 class _DirIndex:
-    """Answers "does this file exist?" with one directory listing per folder (fast on NFS)."""
+    """Finds listed files with one directory listing per folder (fast on NFS).
+
+    A listed video that is absent under its own name is found under the same stem with another
+    video extension (:data:`VIDEO_EXTENSIONS`, in that order): ``aurl prepare-data`` writes an
+    ``.avi`` or ``.webm`` video as ``.mp4``, and split lists keep naming the ``.avi``.
+    """
 
     def __init__(self) -> None:
         self._names: dict[Path, frozenset[str]] = {}
 
-    def exists(self, path: Path) -> bool:
-        names = self._names.get(path.parent)
+    def _listing(self, folder: Path) -> frozenset[str]:
+        names = self._names.get(folder)
         if names is None:
             try:
-                names = frozenset(os.listdir(path.parent))
+                names = frozenset(os.listdir(folder))
             except OSError:
                 names = frozenset()
-            self._names[path.parent] = names
-        return path.name in names
+            self._names[folder] = names
+        return names
+
+    def find(self, path: Path) -> Path | None:
+        """``path`` if it exists, else its stem with another video extension, else None."""
+        names = self._listing(path.parent)
+        if path.name in names:
+            return path
+        for extension in VIDEO_EXTENSIONS:
+            candidate = f"{path.stem}.{extension}"
+            if candidate in names:
+                return path.with_name(candidate)
+        return None
 
 
 class SplitListCatalog(VideoCatalog):

@@ -24,7 +24,9 @@ class HMDB51(SplitListCatalog):
 
     Split files are ``<class>_test_split<N>.txt`` with lines ``<video> <id>``: id 1 is train,
     2 is test, 0 unused in that split. Classes are those with a split file for fold N, sorted
-    (all 51 for the official files); each must be an HMDB51 class.
+    (all 51 for the official files); each must be an HMDB51 class. A listed ``.avi`` absent on
+    disk is found under its stem with another video extension (e.g. the ``.mp4`` that ``aurl
+    prepare-data`` writes).
 
     Args:
         root: folder of the class folders.
@@ -88,9 +90,10 @@ class HMDB51(SplitListCatalog):
                 if parts[1] not in wanted:
                     continue
                 video = self.root / class_name / parts[0]
+                found = files.find(video)
                 (
-                    samples.append((str(video), label))
-                    if files.exists(video)
+                    samples.append((str(found), label))
+                    if found is not None
                     else missing.append(str(video))
                 )
         return CatalogListing(classes, samples, missing)

@@ -22,7 +22,8 @@ class Kinetics700(VideoCatalog):
 
     The CSV has a header with (at least) the columns ``label,youtube_id,time_start,time_end,
     split``; rows whose ``split`` is not ``split`` are ignored. Clips are at
-    ``<root>/<split>/<label>/<youtube_id>_<time_start:06d>_<time_end:06d>.mp4``. Classes are the
+    ``<root>/<split>/<label>/<youtube_id>_<time_start:06d>_<time_end:06d>.mp4`` (or the same stem
+    with another video extension: ``.mkv``, ``.webm``, ``.avi``). Classes are the
     official 700, in the order of ``class_list`` (sorted), even those without clips. Labels match
     the class list exactly, else case-insensitively (Kinetics releases differ in the case of
     "American").
@@ -101,8 +102,9 @@ class Kinetics700(VideoCatalog):
                 if end <= start:
                     raise AnnotationError(path, line, f"time_end {end} <= time_start {start}")
                 clip = self.root / self.split / label / f"{youtube_id}_{start:06d}_{end:06d}.mp4"
-                if files.exists(clip):
-                    samples.append((str(clip), index))
+                found = files.find(clip)
+                if found is not None:
+                    samples.append((str(found), index))
                 else:
                     missing.append(str(clip))
         if not samples and not missing:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 from aurl.paths import expand_path
-from data_modules.datasets.base import CatalogListing, VideoCatalog
+from data_modules.datasets.base import CatalogLayout, CatalogListing, VideoCatalog
 from data_modules.synthetic import (
+    MANIFEST_NAME,
     MIRRORED_MOTIONS,
     SyntheticManifest,
     SyntheticSpec,
@@ -114,6 +115,16 @@ class SyntheticActions(VideoCatalog):
     def manifest(self) -> SyntheticManifest:
         """The generated folder's manifest: the one :meth:`prepare` kept, else generated now."""
         return self._generate(progress=False)
+
+    def layout(self) -> CatalogLayout:
+        """Every video of the generated folder and its manifest, under the cache folder.
+
+        A copy lists as this catalog does for every ``part``: listing checks (and would render)
+        every video the manifest names, not only this part's.
+        """
+        manifest = self.manifest
+        videos = [path for path, _ in manifest.video_paths()]
+        return CatalogLayout(manifest.root.parent, videos, [], [manifest.root / MANIFEST_NAME])
 
     def _list(self) -> CatalogListing:
         manifest = self.manifest

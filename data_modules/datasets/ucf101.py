@@ -20,6 +20,8 @@ class UCF101(SplitListCatalog):
     """UCF101 videos at ``<root>/<ClassName>/v_<ClassName>_gXX_cYY.avi`` with the official lists.
 
     Classes come from ``classInd.txt`` (``<index> <ClassName>``, indices 1..N in order). The
+    lists name ``.avi`` files; a listed file absent under its name is found under its stem with
+    another video extension (e.g. the ``.mp4`` that ``aurl prepare-data`` writes). The
     subsets read ``trainlist0N.txt`` (``<ClassName>/<file> <index>``) and/or
     ``testlist0N.txt`` (``<ClassName>/<file>``); the class is the folder part of each line
     (the files spell one class ``v_HandStandPushups_*`` in folder ``HandstandPushups``).
@@ -66,9 +68,10 @@ class UCF101(SplitListCatalog):
         samples, missing = [], []
         for rel, label in sorted(entries.items(), key=lambda e: (e[1], e[0])):
             path = self.root / rel
+            found = files.find(path)
             (
-                samples.append((str(path), label))
-                if files.exists(path)
+                samples.append((str(found), label))
+                if found is not None
                 else missing.append(str(path))
             )
         return CatalogListing(classes, samples, missing)

@@ -10,6 +10,7 @@ from aurl.paths import expand_path
 from data_modules.datasets.base import (
     _QUOTED_PATHS,
     VIDEO_EXTENSIONS,
+    CatalogLayout,
     CatalogListing,
     VideoCatalog,
     _require_dir,
@@ -46,6 +47,11 @@ class VideoFolder(VideoCatalog):
         self.name_style = name_style
         self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
         self.name = name or self.root.name
+
+    def layout(self) -> CatalogLayout:
+        """The videos and every class folder (an empty one is still a class)."""
+        folders = [self.root / class_name for class_name in self.raw_class_names]
+        return CatalogLayout(self.root, [Path(path) for path, _ in self.samples], folders, [])
 
     def _list(self) -> CatalogListing:
         _require_dir(self.root, "dataset root")

@@ -1,12 +1,12 @@
 """The ``aurl`` command: LightningCLI for fit/validate/test, plus the commands of
-:mod:`aurl.commands` (predict, embed, classify, export, check-data).
+:mod:`aurl.commands` (predict, embed, classify, export, check-data, prepare-data).
 
 ``aurl fit --config experiments/smoke.yaml`` trains, then (unless ``--test_after_fit false``)
 tests the best checkpoint on the target datasets and prints a summary. ``aurl predict`` ranks
 free-form class names for video files with a trained checkpoint; ``aurl embed`` stores video
 embeddings in an index that ``aurl classify`` ranks against any class list without decoding;
 ``aurl export`` writes a weights-only file; ``aurl check-data`` lists the unreadable videos of a
-dataset.
+dataset; ``aurl prepare-data`` transcodes a dataset's videos for fast training reads.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from aurl.wandb_run import (
 
 log = logging.getLogger(__name__)
 
-_CUSTOM_COMMANDS = ("predict", "embed", "classify", "export", "check-data")
+_CUSTOM_COMMANDS = ("predict", "embed", "classify", "export", "check-data", "prepare-data")
 
 
 def configure_wandb_mode() -> None:

@@ -1,6 +1,7 @@
 """`aurl predict` (open-vocabulary prediction), `aurl embed` and `aurl classify` (an embedding
-index ranked against changing class lists), `aurl export` (a weights-only model file) and
-`aurl check-data` (unreadable videos)."""
+index ranked against changing class lists), `aurl export` (a weights-only model file),
+`aurl check-data` (unreadable videos) and `aurl prepare-data` (videos transcoded for fast
+training reads)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from aurl.text_encoders import check_texts
 if TYPE_CHECKING:
     from aurl.embedding_index import EmbeddingIndex
     from aurl.zero_shot import ZeroShotClassifier
+    from data_modules.datasets import VideoCatalog
+    from data_modules.prepare import PrepareResult, PrepareSettings
 
 log = logging.getLogger(__name__)
 
@@ -213,35 +216,54 @@ def format_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def load_catalogs(config_path: str | Path) -> list[Any]:
-    """Video catalogs from a YAML file.
+def catalog_specs(config_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """The catalog specs (``class_path`` + ``init_args``) of a YAML file, with their keys.
 
-    The file holds either one catalog (``class_path`` + ``init_args``), a list of them, or an
-    experiment config whose ``data.source`` and ``data.targets`` are catalogs.
+    The file holds either one catalog, a list of them, or an experiment config whose
+    ``data.source`` and ``data.targets`` (or ``data.init_args.source`` and ``.targets``) are
+    catalogs.
+
+    Returns:
+        ``(key, spec)`` pairs; the key says where the spec is (``"data.targets[1]"``).
     """
-    from jsonargparse import ArgumentParser
-
-    from data_modules.datasets import VideoCatalog
-
     path = Path(config_path)
     if not path.is_file():
         raise FileNotFoundError(f"dataset config not found: {path}")
     raw = yaml.safe_load(path.read_text())
     if isinstance(raw, dict) and "data" in raw:
-        specs = [raw["data"]["source"], *raw["data"].get("targets", [])]
-    elif isinstance(raw, dict) and "class_path" in raw:
-        specs = [raw]
-    elif isinstance(raw, list):
-        specs = raw
-    else:
-        raise ValueError(
-            f"{path}: expected a catalog (class_path/init_args), a list of them, or an "
-            "experiment config with data.source and data.targets"
-        )
+        data, key = raw["data"], "data"
+        if isinstance(data, dict) and "init_args" in data:
+            data, key = data["init_args"], "data.init_args"
+        targets = data.get("targets") or []
+        return [
+            (f"{key}.source", data["source"]),
+            *((f"{key}.targets[{k}]", spec) for k, spec in enumerate(targets)),
+        ]
+    if isinstance(raw, dict) and "class_path" in raw:
+        return [("", raw)]
+    if isinstance(raw, list):
+        return [(f"[{k}]", spec) for k, spec in enumerate(raw)]
+    raise ValueError(
+        f"{path}: expected a catalog (class_path/init_args), a list of them, or an "
+        "experiment config with data.source and data.targets"
+    )
+
+
+def instantiate_catalogs(specs: Sequence[dict[str, Any]]) -> list[VideoCatalog]:
+    """Catalogs from their specs (``class_path`` + ``init_args``), as LightningCLI builds them."""
+    from jsonargparse import ArgumentParser
+
+    from data_modules.datasets import VideoCatalog
+
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--catalogs", type=list[VideoCatalog])
-    config = parser.parse_object({"catalogs": specs})
+    config = parser.parse_object({"catalogs": list(specs)})
     return parser.instantiate_classes(config).catalogs
+
+
+def load_catalogs(config_path: str | Path) -> list[Any]:
+    """Video catalogs from a YAML file (see :func:`catalog_specs`)."""
+    return instantiate_catalogs([spec for _, spec in catalog_specs(config_path)])
 
 
 def check_video(path: str) -> str | None:
@@ -275,9 +297,81 @@ def check_data(config_path: str | Path, workers: int = 4) -> list[tuple[str, str
     return bad
 
 
+def prepare_data(
+    config_path: str | Path,
+    output: str | Path,
+    settings: PrepareSettings,
+    catalog: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> list[tuple[str, PrepareResult, str | None]]:
+    """Prepares the configured catalogs (or the one named ``catalog``) into ``output/<name>``.
+
+    Catalogs sharing a root share its prepared folder (named after the first). Each prepared
+    folder is then checked: the catalog, built from its spec with ``root`` set to the folder,
+    must list the same samples (with prepared file names) and classes.
+
+    Returns:
+        ``(config key, result, problem)`` per catalog; ``problem`` says how the prepared
+        catalog differs (None when it lists the same samples; not checked when videos failed).
+
+    Raises:
+        ValueError: ``catalog`` names no configured catalog, or two catalogs of one name have
+            different roots.
+    """
+    from data_modules.prepare import prepare_catalog
+
+    specs = catalog_specs(config_path)
+    catalogs = instantiate_catalogs([spec for _, spec in specs])
+    names = [c.name for c in catalogs]
+    if catalog is not None and catalog not in names:
+        raise ValueError(f"--catalog {catalog!r}: the config's catalogs are {', '.join(names)}")
+    folders: dict[Path, Path] = {}
+    reports = []
+    for (key, spec), source in zip(specs, catalogs, strict=True):
+        if catalog is not None and source.name != catalog:
+            continue
+        source.prepare()
+        root = source.layout().root.resolve()
+        folder = folders.setdefault(root, Path(output).resolve() / source.name)
+        others = [r for r, f in folders.items() if f == folder and r != root]
+        if others:
+            raise ValueError(
+                f"two catalogs named {source.name!r} have different roots ({others[0]}, {root}): "
+                "give them distinct names"
+            )
+        result = prepare_catalog(source, folder, settings, workers, progress)
+        problem = None if result.failed else _compare_prepared(spec, source, folder)
+        reports.append((key, result, problem))
+    return reports
+
+
+def _compare_prepared(spec: dict[str, Any], source: VideoCatalog, folder: Path) -> str | None:
+    """How the catalog of ``spec`` with ``root`` set to ``folder`` lists other samples than
+    ``source`` (with prepared names), or None."""
+    from data_modules.prepare import prepared_path
+
+    moved = {**spec, "init_args": {**(spec.get("init_args") or {}), "root": str(folder)}}
+    try:
+        prepared = instantiate_catalogs([moved])[0]
+        found = [(str(Path(p).relative_to(folder)), label) for p, label in prepared.samples]
+    except (OSError, ValueError) as error:
+        return f"listing it fails: {error}"
+    root = source.layout().root
+    expected = [
+        (str(prepared_path(Path(p).relative_to(root))), label) for p, label in source.samples
+    ]
+    if prepared.class_names != source.class_names:
+        return "it lists other classes"
+    if found != expected:
+        absent = sorted(set(expected) - set(found))[:3]
+        return f"it lists {len(found)} of the {len(expected)} samples expected (absent: {absent})"
+    return None
+
+
 def main(argv: list[str]) -> int:
-    """Runs ``aurl predict``, ``embed``, ``classify``, ``export`` or ``check-data``; returns the
-    exit status."""
+    """Runs ``aurl predict``, ``embed``, ``classify``, ``export``, ``check-data`` or
+    ``prepare-data``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="aurl")
     commands = parser.add_subparsers(dest="command", required=True)
     pred = commands.add_parser("predict", help="rank class names for video files")
@@ -335,6 +429,20 @@ def main(argv: list[str]) -> int:
     check = commands.add_parser("check-data", help="list the unreadable videos of a dataset")
     check.add_argument("config", help="YAML: a catalog, a list of catalogs, or an experiment")
     check.add_argument("--workers", type=int, default=4)
+    prep = commands.add_parser(
+        "prepare-data", help="transcode a dataset's videos for fast training reads (resumable)"
+    )
+    prep.add_argument("config", help="YAML: a catalog, a list of catalogs, or an experiment")
+    prep.add_argument("--output", required=True, help="folder of the prepared catalogs")
+    prep.add_argument("--catalog", help="prepare only the catalog of this name")
+    prep.add_argument("--format", choices=("files",), default="files", help="what to write")
+    prep.add_argument("--short_side", type=int, default=128, help="output short side (pixels)")
+    prep.add_argument(
+        "--keyframe_interval", type=int, default=16, help="a keyframe every N frames"
+    )
+    prep.add_argument("--crf", type=int, default=23, help="x264 quality (lower: larger files)")
+    prep.add_argument("--preset", default="veryfast", help="x264 speed preset")
+    prep.add_argument("--workers", type=int, help="processes (default: one per core)")
     args = parser.parse_args(argv)
 
     if args.command == "predict":
@@ -380,6 +488,20 @@ def main(argv: list[str]) -> int:
         classifier = ZeroShotClassifier.from_checkpoint(args.checkpoint, "cpu", args.word2vec)
         print(classifier.export(args.output))
         return 0
+    if args.command == "prepare-data":
+        from data_modules.prepare import PrepareSettings
+
+        settings = PrepareSettings(args.short_side, args.keyframe_interval, args.crf, args.preset)
+        reports = prepare_data(args.config, args.output, settings, args.catalog, args.workers)
+        for key, result, problem in reports:
+            print(result.summary())
+            if result.failed:
+                print(f"  not checked: {len(result.failed)} videos failed")
+            elif problem is not None:
+                print(f"  WARNING: with root {result.output}, the catalog differs: {problem}")
+            where = f"{key}.init_args.root" if key else "init_args.root"
+            print(f"  in the config, set {where}: {result.output}")
+        return 0 if all(problem is None for _, _, problem in reports) else 1
     bad = check_data(args.config, workers=args.workers)
     for path, reason in bad:
         print(f"{path}\t{reason}")
