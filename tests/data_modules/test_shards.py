@@ -1,0 +1,221 @@
+"""litdata shards: write_shards, the StreamingShards catalog, training and evaluation from them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from data_modules.clip_dataset import VideoClipDataset
+from data_modules.clip_sampling import create_clip_sampler
+from data_modules.datamodule import ZeroShotDataModule
+from data_modules.datasets import StreamingShards, VideoFolder
+from data_modules.shards import SIDECAR_NAME, ShardIndex, read_shard_index, write_catalog_shards
+from data_modules.transforms import create_transform
+from data_modules.video_writer import write_video
+
+CLASSES = ["archery", "bowling", "cycling", "diving", "fencing", "golfing"]
+VIDEOS_PER_CLASS = 4
+FRAMES = 12
+SIZE = 32
+BROKEN = "golfing/9_broken.mp4"
+
+
+def _frames(seed: int) -> np.ndarray:
+    """A video that differs from every other one in every frame."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 200, size=(1, SIZE, SIZE, 3))
+    ramp = 4 * np.arange(FRAMES)[:, None, None, None]
+    return (base + ramp).astype(np.uint8)  # (T, H, W, 3)
+
+
+@pytest.fixture(scope="module")
+def shard_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A source folder (6 classes x 4 videos + 1 broken file), its shards and a target folder."""
+    root = tmp_path_factory.mktemp("shards")
+    for label, name in enumerate(CLASSES):
+        for i in range(VIDEOS_PER_CLASS):
+            write_video(root / "source" / name / f"{i}.mp4", _frames(10 * label + i), fps=12)
+    (root / "source" / BROKEN).write_bytes(b"not a video\n" * 20)
+    for name in ("hiking", "rowing"):
+        for i in range(2):
+            write_video(root / "target" / name / f"{i}.mp4", _frames(100 + i), fps=12)
+    write_catalog_shards(
+        VideoFolder(root / "source"),
+        root / "out",
+        encode=_check_and_read,
+        encode_settings={"kind": "checked bytes"},
+        num_workers=2,
+        chunk_bytes=3 * (root / "source" / "archery" / "0.mp4").stat().st_size,
+        start_method="fork",
+    )
+    return {"source": root / "source", "target": root / "target", "shards": root / "out"}
+
+
+def _check_and_read(path: str) -> bytes:
+    """An encoder that refuses what is not a video (as a transcoder would)."""
+    data = Path(path).read_bytes()
+    if data.startswith(b"not a video"):
+        raise ValueError("not a video")
+    return data
+
+
+def _datamodule(world: dict[str, Path], source, **kwargs) -> ZeroShotDataModule:
+    options = (
+        dict(
+            source=source,
+            targets=[VideoFolder(world["target"], name="target")],
+            overlap_tau=0.0,
+            val_fraction=0.2,
+            gzsl=True,
+            gzsl_video_fraction=0.25,
+            gzsl_calibration_fraction=0.0,
+            clip_len=4,
+            size=16,
+            batch_size=3,
+            eval_batch_size=4,
+            num_workers=2,
+            seed=3,
+        )
+        | kwargs
+    )
+    dm = ZeroShotDataModule(**options)
+    dm.setup("fit")
+    return dm
+
+
+def test_sidecar_lists_classes_items_and_failures(shard_world) -> None:
+    index = read_shard_index(shard_world["shards"])
+    folder = VideoFolder(shard_world["source"])
+    readable = [(p, y) for p, y in folder.samples if not p.endswith(BROKEN)]
+    assert index.catalog_name == "source"
+    assert index.class_names == index.raw_class_names == CLASSES
+    assert index.paths == [str(Path(p).relative_to(shard_world["source"])) for p, _ in readable]
+    assert index.labels == [y for _, y in readable]
+    assert index.failed == [[BROKEN, "ValueError: not a video"]]
+    assert index.encode == {"kind": "checked bytes"}
+    litdata_index = json.loads((shard_world["shards"] / "index.json").read_text())
+    assert len(litdata_index["chunks"]) > 2  # several chunks, written by two workers
+    assert litdata_index["config"]["data_format"] == ["bytes", "int", "text"]
+    with pytest.raises(ValueError, match="version"):
+        ShardIndex.from_json(json.dumps({"version": 99}), "x.json")
+
+
+def test_shard_items_are_the_files_in_sidecar_order(shard_world) -> None:
+    from litdata import StreamingDataset
+
+    index = read_shard_index(shard_world["shards"])
+    stream = StreamingDataset(str(shard_world["shards"]))
+    assert len(stream) == len(index.paths)
+    for i, path in enumerate(index.paths):
+        item = stream[i]
+        assert (item["path"], item["label"]) == (path, index.labels[i])
+        assert bytes(item["video"]) == (shard_world["source"] / path).read_bytes()
+
+
+def test_catalog_reports_the_source_classes_and_samples(shard_world) -> None:
+    shards = StreamingShards(shard_world["shards"])
+    index = read_shard_index(shard_world["shards"])
+    assert shards.name == "source" and StreamingShards(shard_world["shards"], name="k").name == "k"
+    assert shards.class_names == shards.raw_class_names == CLASSES
+    assert shards.samples == [
+        (f"{shard_world['shards'].resolve()}#{i}", y) for i, y in enumerate(index.labels)
+    ]
+    assert [shards.item_index(s) for s, _ in shards.samples] == list(range(len(index.labels)))
+    assert shards.item_index("/elsewhere/archery/0.mp4") is None
+    assert shards.mirror_class_name("golfing") == "golfing"
+    with pytest.raises(FileNotFoundError, match=SIDECAR_NAME):
+        _ = StreamingShards(shard_world["source"]).class_names
+
+
+def _file_twin(world: dict[str, Path], dm: ZeroShotDataModule) -> VideoClipDataset:
+    """The file reader over the same training samples, as the datamodule would build it."""
+    shards = dm.source
+    files = [
+        (str(world["source"] / shards.item_path(shards.item_index(s))), y)
+        for s, y in dm.train_samples
+    ]
+    return VideoClipDataset(
+        files,
+        dm.class_space.train_classes,
+        create_clip_sampler("random", dm.clip_len, dm.train_clips, dm.frame_stride),
+        create_transform(dm.transform, train=True, size=dm.size),
+        seed=dm.seed,
+    )
+
+
+def test_training_streams_every_training_item_once_per_epoch(shard_world) -> None:
+    dm = _datamodule(shard_world, StreamingShards(shard_world["shards"]))
+    train_ids = [s for s, _ in dm.train_samples]
+    gzsl_seen = {s for s, _ in dm.test_samples[1] if dm.source.item_index(s) is not None}
+    held_out = {s for s, _ in dm.val_samples} | gzsl_seen
+    assert held_out and not held_out & set(train_ids)
+    twin = _file_twin(shard_world, dm)
+    loader = dm.train_dataloader()
+    orders = []
+    for epoch in range(2):
+        twin.set_epoch(epoch)
+        seen = []
+        for batch in loader:
+            assert batch["skipped"] == []
+            for path, label, video in zip(batch["path"], batch["label"], batch["video"]):
+                k = train_ids.index(path)
+                expected = twin[k]
+                assert label == expected["label"] == dm.train_samples[k][1]
+                torch.testing.assert_close(video, expected["video"], rtol=0, atol=0)
+                seen.append(path)
+        assert sorted(seen) == sorted(train_ids)  # each training item once, nothing held out
+        orders.append(seen)
+    assert orders[0] != orders[1]
+
+
+def test_loader_resumes_mid_epoch_exactly(shard_world) -> None:
+    dm = _datamodule(shard_world, StreamingShards(shard_world["shards"]))
+    full = [batch["path"] for batch in dm.train_dataloader()]
+    assert len(full) > 3
+    loader = dm.train_dataloader()
+    first = []
+    for batch in loader:
+        first.append(batch["path"])
+        if len(first) == 2:
+            state = loader.state_dict()
+            break
+    fresh = dm.train_dataloader()
+    fresh.load_state_dict(state)
+    rest = [batch["path"] for batch in fresh]
+    assert first + rest == full
+    # The next epoch starts afresh, in a new order.
+    assert sorted(sum(next_epoch := [b["path"] for b in fresh], [])) == sorted(sum(full, []))
+    assert next_epoch != full
+
+
+def test_two_ranks_stream_disjoint_shards(shard_world, monkeypatch) -> None:
+    # litdata reads the rank from torch.distributed, else from WORLD_SIZE / GLOBAL_RANK.
+    dm = _datamodule(shard_world, StreamingShards(shard_world["shards"]), batch_size=2)
+    per_rank = []
+    for rank in range(2):
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("GLOBAL_RANK", str(rank))
+        loader = dm.train_dataloader()
+        per_rank.append([p for batch in loader for p in batch["path"]])
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.delenv("GLOBAL_RANK")
+    train_ids = {s for s, _ in dm.train_samples}
+    assert per_rank[0] and per_rank[1]
+    assert not set(per_rank[0]) & set(per_rank[1])
+    assert len(set(per_rank[0])) == len(per_rank[0]) and set(per_rank[0]) <= train_ids
+    assert len(set(per_rank[1])) == len(per_rank[1]) and set(per_rank[1]) <= train_ids
+    # litdata equalises ranks (drop_last under DDP): at most a few items are left out.
+    assert len(train_ids) - len(per_rank[0] + per_rank[1]) <= 2 * dm.batch_size
+
+
+def test_evaluation_reads_held_out_shard_items(shard_world) -> None:
+    dm = _datamodule(shard_world, StreamingShards(shard_world["shards"]), num_workers=0)
+    val = [p for batch in dm.val_dataloader() for p in batch["path"]]
+    assert sorted(val) == sorted(s for s, _ in dm.val_samples)
+    gzsl = [p for batch in dm.test_dataloader()[1] for p in batch["path"]]
+    assert sorted(gzsl) == sorted(s for s, _ in dm.test_samples[1])
+    assert any("#" in p for p in gzsl) and any(p.endswith(".mp4") for p in gzsl)
