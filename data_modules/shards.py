@@ -111,6 +111,28 @@ def is_remote(location: str | Path) -> bool:
     return "://" in str(location)
 
 
+def allow_plain_http(storage_options: dict[str, Any] | None) -> None:
+    """Lets litdata reach an ``http://`` endpoint (e.g. MinIO without TLS, a local test server).
+
+    litdata moves chunks with obstore, whose client refuses plain-http URLs unless its client
+    options allow them, and litdata gives it fixed options without that flag (litdata 0.2.76):
+    every transfer then fails with "builder error". This adds the flag to those options in this
+    process (forked workers inherit it) when ``storage_options["endpoint_url"]`` is plain
+    http; HTTPS endpoints and AWS need nothing.
+
+    Args:
+        storage_options: the boto3 client options of the store.
+    """
+    endpoint = str((storage_options or {}).get("endpoint_url", ""))
+    if not endpoint.startswith("http://"):
+        return
+    from litdata.streaming import downloader
+
+    options = getattr(downloader, "_OBSTORE_CLIENT_OPTIONS", None)
+    if isinstance(options, dict):
+        options["allow_http"] = "true"
+
+
 def read_shard_index(
     input_dir: str | Path, storage_options: dict[str, Any] | None = None
 ) -> ShardIndex:
@@ -176,7 +198,8 @@ def write_shards(
         storage_options: boto3 client options of a remote ``output_dir`` (``endpoint_url``,
             ``aws_access_key_id``, ...); None uses the usual AWS environment.
         overwrite: replace shards already in ``output_dir``.
-        start_method: multiprocessing start method of litdata's workers (None: litdata's).
+        start_method: multiprocessing start method of litdata's workers (None: litdata's);
+            ``"fork"`` for a plain-http endpoint (see :func:`allow_plain_http`).
 
     Returns:
         The sidecar written next to the shards.
@@ -201,6 +224,7 @@ def write_shards(
         raise ValueError(f"write_shards: {outside} is not inside root {base}")
     relative = [Path(f).relative_to(base).as_posix() for f in files]
     output = str(output_dir) if is_remote(output_dir) else str(Path(output_dir).resolve())
+    allow_plain_http(storage_options)
     # litdata's workers cannot return anything but items: each failure leaves a file here.
     with tempfile.TemporaryDirectory(prefix="aurl_shards_failed_") as failed_dir:
         _optimize(

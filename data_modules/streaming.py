@@ -30,6 +30,7 @@ from litdata.streaming.sampler import ChunkedIndex
 
 from data_modules.clip_dataset import VideoClipDataset, _Items, collate_skip
 from data_modules.datasets.streaming_shards import StreamingShards
+from data_modules.shards import allow_plain_http
 from data_modules.video_reader import EncodedVideo
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class StreamingClipDataset(StreamingDataset):
         shuffle: bool = True,
         seed: int = 0,
     ) -> None:
+        allow_plain_http(shards.storage_options)
         super().__init__(
             shards.input_dir,
             cache_dir=shards.cache_dir,
@@ -87,6 +89,7 @@ class StreamingClipDataset(StreamingDataset):
         self.item_to_clip = item_to_clip
 
     def __iter__(self) -> StreamingClipDataset:
+        allow_plain_http(self.shards.storage_options)  # again in spawned workers
         iterator = super().__iter__()
         # litdata counts epochs from 1 (its loader's first __iter__); items are seeded like the
         # file reader's, which counts them from 0 like Lightning.
@@ -129,6 +132,7 @@ class ShardClipDataset(VideoClipDataset):
             return super().__getitem__(index)
         if self._stream is None:
             # Made on first use, inside the worker that reads.
+            allow_plain_http(self.shards.storage_options)
             self._stream = StreamingDataset(
                 self.shards.input_dir,
                 cache_dir=self.shards.cache_dir,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from data_modules.datasets import StreamingShards, VideoFolder
 from data_modules.shards import SIDECAR_NAME, ShardIndex, read_shard_index, write_catalog_shards
 from data_modules.transforms import create_transform
 from data_modules.video_writer import write_video
+from tests.cli_helpers import free_port
 
 CLASSES = ["archery", "bowling", "cycling", "diving", "fencing", "golfing"]
 VIDEOS_PER_CLASS = 4
@@ -161,7 +163,9 @@ def test_training_streams_every_training_item_once_per_epoch(shard_world) -> Non
         seen = []
         for batch in loader:
             assert batch["skipped"] == []
-            for path, label, video in zip(batch["path"], batch["label"], batch["video"]):
+            for path, label, video in zip(
+                batch["path"], batch["label"], batch["video"], strict=True
+            ):
                 k = train_ids.index(path)
                 expected = twin[k]
                 assert label == expected["label"] == dm.train_samples[k][1]
@@ -188,7 +192,8 @@ def test_loader_resumes_mid_epoch_exactly(shard_world) -> None:
     rest = [batch["path"] for batch in fresh]
     assert first + rest == full
     # The next epoch starts afresh, in a new order.
-    assert sorted(sum(next_epoch := [b["path"] for b in fresh], [])) == sorted(sum(full, []))
+    next_epoch = [batch["path"] for batch in fresh]
+    assert sorted(p for b in next_epoch for p in b) == sorted(p for b in full for p in b)
     assert next_epoch != full
 
 
@@ -219,3 +224,52 @@ def test_evaluation_reads_held_out_shard_items(shard_world) -> None:
     gzsl = [p for batch in dm.test_dataloader()[1] for p in batch["path"]]
     assert sorted(gzsl) == sorted(s for s, _ in dm.test_samples[1])
     assert any("#" in p for p in gzsl) and any(p.endswith(".mp4") for p in gzsl)
+
+
+@pytest.fixture
+def s3_endpoint() -> Iterator[dict[str, str]]:
+    """An S3-compatible server (moto) on a free localhost port with a bucket ``"videos"``;
+    yields the storage options that reach it."""
+    boto3 = pytest.importorskip("boto3")
+    server_module = pytest.importorskip("moto.server")
+    port = free_port()
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    options = {
+        "endpoint_url": f"http://127.0.0.1:{port}",
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "region_name": "us-east-1",
+    }
+    try:
+        boto3.client("s3", **options).create_bucket(Bucket="videos")
+        yield options
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_shards_on_s3_write_list_train_and_evaluate(shard_world, s3_endpoint, tmp_path) -> None:
+    # litdata's own remote optimize uploads the chunks; the sidecar goes up beside them.
+    write_catalog_shards(
+        VideoFolder(shard_world["source"]),
+        "s3://videos/k/shards",
+        encode=_check_and_read,
+        num_workers=2,
+        chunk_bytes=3 * (shard_world["source"] / "archery" / "0.mp4").stat().st_size,
+        storage_options=s3_endpoint,
+        start_method="fork",
+    )
+    shards = StreamingShards(
+        "s3://videos/k/shards", storage_options=s3_endpoint, cache_dir=tmp_path / "cache"
+    )
+    local = StreamingShards(shard_world["shards"])
+    assert shards.class_names == CLASSES
+    assert [y for _, y in shards.samples] == [y for _, y in local.samples]
+    assert shards.samples[0][0] == "s3://videos/k/shards#0"
+    dm = _datamodule(shard_world, shards)
+    streamed = [p for batch in dm.train_dataloader() for p in batch["path"]]
+    assert sorted(streamed) == sorted(s for s, _ in dm.train_samples)
+    assert any((tmp_path / "cache").rglob("chunk-*.bin"))  # chunks came through the cache
+    val = [p for batch in dm.val_dataloader() for p in batch["path"]]
+    assert sorted(val) == sorted(s for s, _ in dm.val_samples)
