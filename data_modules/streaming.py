@@ -10,16 +10,16 @@ litdata shuffles chunks and items from ``seed`` and its epoch, gives each DDP ra
 fit loop saves in every checkpoint and restores, so a run resumes mid-epoch exactly where it
 stopped (with the same world size, workers and batch size; litdata restripes otherwise).
 
-Only the datamodule's training items are trained on: items of validation classes, of classes
-removed for overlap and held-out GZSL videos give a dropped marker that
-:func:`collate_shard_items` removes, without their bytes being read or decoded. litdata's unit
-of download is the chunk, so a remote chunk is still fetched when it holds any item; and a
-batch holds ``batch_size`` shard items minus the dropped ones, so batches are smaller by the
-dropped share (every item still counts once for litdata, which keeps resume exact).
+Only the datamodule's training items are streamed: items of validation classes, of classes
+removed for overlap and held-out GZSL videos are neither read nor decoded, and chunks that hold
+no training item are never downloaded (litdata's unit of download is the chunk, so a chunk with
+one training item is fetched whole). litdata's epoch, shuffling, sharding, length and resume
+position count training items only, so batches are full.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -36,21 +36,23 @@ from data_modules.video_reader import EncodedVideo
 logger = logging.getLogger(__name__)
 
 
-class DroppedItem(NamedTuple):
-    """A shard item that gives no clip.
+class UnreadableItem(NamedTuple):
+    """A streamed training item whose video cannot be decoded (a warning names it).
 
     Attributes:
         sample_id: the item's identifier (``StreamingShards.sample_id``).
-        unreadable: True for a video that cannot be decoded (counted as skipped), False for an
-            item that is not a training item (dropped silently).
     """
 
     sample_id: str
-    unreadable: bool
 
 
 class StreamingClipDataset(StreamingDataset):
     """Training clips streamed from a :class:`StreamingShards` folder (see the module docstring).
+
+    litdata sees only the training items: chunks without one are left out (never downloaded)
+    and each remaining chunk's region holds as many positions as it has training items, so
+    shuffling, sharding, lengths and resume count training items only; :meth:`__getitem__`
+    maps a position to the chunk's training item before reading it.
 
     Args:
         shards: the shard catalog.
@@ -59,6 +61,9 @@ class StreamingClipDataset(StreamingDataset):
         item_to_clip: for each shard item, its index in ``clips``, or -1 (not trained on).
         shuffle: shuffle chunks and items, differently every epoch.
         seed: litdata's shuffling seed.
+
+    Raises:
+        ValueError: ``item_to_clip`` does not match the shards, or selects no item.
     """
 
     def __init__(
@@ -79,14 +84,31 @@ class StreamingClipDataset(StreamingDataset):
             seed=seed,
         )
         item_to_clip = np.asarray(item_to_clip, dtype=np.int64)
-        if len(item_to_clip) != len(shards.index.labels):
+        sizes = [end - begin for begin, end in self.region_of_interest]
+        if len(item_to_clip) != len(shards.index.labels) or sum(sizes) != len(item_to_clip):
             raise ValueError(
-                f"{shards.input_dir}: item_to_clip has {len(item_to_clip)} entries for "
-                f"{len(shards.index.labels)} shard items"
+                f"{shards.input_dir}: item_to_clip has {len(item_to_clip)} entries, the sidecar "
+                f"{len(shards.index.labels)} items and the chunks {sum(sizes)}"
             )
+        # Per kept chunk: its first item and the in-chunk offsets of its training items.
+        files, offsets, first_items, first = [], [], [], 0
+        for name, size in zip(self.subsampled_files, sizes, strict=True):
+            trained = np.flatnonzero(item_to_clip[first : first + size] >= 0)
+            if len(trained):
+                files.append(name)
+                offsets.append(trained)
+                first_items.append(first)
+            first += size
+        if not files:
+            raise ValueError(f"{shards.input_dir}: no training item among the shards")
+        self.subsampled_files = files
+        # litdata reads positions [0, n) of a chunk's region; __getitem__ maps them to items.
+        self.region_of_interest = [(0, len(o)) for o in offsets]
         self.shards = shards
         self.clips = clips
         self.item_to_clip = item_to_clip
+        self._chunk_offsets = offsets
+        self._chunk_first_item = first_items
 
     def __iter__(self) -> StreamingClipDataset:
         allow_plain_http(self.shards.storage_options)  # again in spawned workers
@@ -96,16 +118,17 @@ class StreamingClipDataset(StreamingDataset):
         self.clips.set_epoch(self.current_epoch - 1)
         return iterator
 
-    def __getitem__(self, index: ChunkedIndex | int) -> dict[str, Any] | DroppedItem | None:
-        item_index = index.index if isinstance(index, ChunkedIndex) else int(index)
-        clip_index = int(self.item_to_clip[item_index])
-        if clip_index < 0:
-            return DroppedItem(self.shards.sample_id(item_index), unreadable=False)
-        source = read_shard_item(self.shards, item_index, super().__getitem__(index))
-        item = self.clips.load(clip_index, source)
-        if item is None:
-            return DroppedItem(self.shards.sample_id(item_index), unreadable=True)
-        return item
+    def __getitem__(self, index: ChunkedIndex) -> dict[str, Any] | UnreadableItem:
+        if not isinstance(index, ChunkedIndex):
+            raise TypeError("StreamingClipDataset is iterated, not indexed (use ShardClipDataset)")
+        assert self.cache is not None
+        begin = self.cache.get_chunk_intervals()[index.chunk_index][0]
+        offset = int(self._chunk_offsets[index.chunk_index][index.index - begin])
+        item_index = self._chunk_first_item[index.chunk_index] + offset
+        raw = super().__getitem__(dataclasses.replace(index, index=begin + offset))
+        source = read_shard_item(self.shards, item_index, raw)
+        item = self.clips.load(int(self.item_to_clip[item_index]), source)
+        return UnreadableItem(self.shards.sample_id(item_index)) if item is None else item
 
 
 class ShardClipDataset(VideoClipDataset):
@@ -159,16 +182,15 @@ def read_shard_item(
     return EncodedVideo(bytes(item["video"]), f"{shards.sample_id(item_index)} ({expected})")
 
 
-def collate_shard_items(batch: Sequence[dict[str, Any] | DroppedItem]) -> dict[str, Any]:
-    """Collates streamed items: drops the non-training ones, reports the unreadable ones.
+def collate_shard_items(batch: Sequence[dict[str, Any] | UnreadableItem]) -> dict[str, Any]:
+    """Collates streamed items, reporting the unreadable ones.
 
     Returns:
-        :func:`~data_modules.clip_dataset.collate_skip`'s batch; ``skipped`` lists the
-        identifiers of the unreadable items. A batch of dropped items only is empty
-        (``video.shape[0] == 0``).
+        :func:`~data_modules.clip_dataset.collate_skip`'s batch, whose ``skipped`` lists the
+        identifiers of the unreadable items.
     """
-    items = _Items(item for item in batch if not isinstance(item, DroppedItem))
-    items.skipped = [d.sample_id for d in batch if isinstance(d, DroppedItem) and d.unreadable]
+    items = _Items(item for item in batch if not isinstance(item, UnreadableItem))
+    items.skipped = [item.sample_id for item in batch if isinstance(item, UnreadableItem)]
     return collate_skip(items)
 
 
@@ -187,7 +209,7 @@ def streaming_train_loader(
     Args:
         shards: the shard catalog.
         clips: the training dataset; its samples must be sample identifiers of ``shards``.
-        batch_size: shard items per batch (fewer clips where items are dropped).
+        batch_size: clips per batch (an epoch's incomplete last batch is dropped).
         num_workers: DataLoader workers (each streams its own chunks).
         seed: litdata's shuffling seed.
         pin_memory: pin batches.
@@ -211,6 +233,9 @@ def streaming_train_loader(
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=collate_shard_items,
+        # Full batches only, as the file loader (BatchNorm needs >= 2 clips): litdata drops the
+        # epoch's incomplete last batch (and equalises ranks under DDP).
+        drop_last=True,
         pin_memory=pin_memory,
         worker_init_fn=worker_init_fn,
     )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import nn
 
 from data_modules.clip_dataset import VideoClipDataset
 from data_modules.clip_sampling import create_clip_sampler
@@ -18,6 +21,7 @@ from data_modules.shards import SIDECAR_NAME, ShardIndex, read_shard_index, writ
 from data_modules.transforms import create_transform
 from data_modules.video_writer import write_video
 from tests.cli_helpers import free_port
+from tests.tiny import tiny_module, tiny_trainer
 
 CLASSES = ["archery", "bowling", "cycling", "diving", "fencing", "golfing"]
 VIDEOS_PER_CLASS = 4
@@ -152,6 +156,7 @@ def _file_twin(world: dict[str, Path], dm: ZeroShotDataModule) -> VideoClipDatas
 def test_training_streams_every_training_item_once_per_epoch(shard_world) -> None:
     dm = _datamodule(shard_world, StreamingShards(shard_world["shards"]))
     train_ids = [s for s, _ in dm.train_samples]
+    assert len(train_ids) % dm.batch_size == 0  # no incomplete last batch to drop
     gzsl_seen = {s for s, _ in dm.test_samples[1] if dm.source.item_index(s) is not None}
     held_out = {s for s, _ in dm.val_samples} | gzsl_seen
     assert held_out and not held_out & set(train_ids)
@@ -273,3 +278,140 @@ def test_shards_on_s3_write_list_train_and_evaluate(shard_world, s3_endpoint, tm
     assert any((tmp_path / "cache").rglob("chunk-*.bin"))  # chunks came through the cache
     val = [p for batch in dm.val_dataloader() for p in batch["path"]]
     assert sorted(val) == sorted(s for s, _ in dm.val_samples)
+
+
+class _Probe(LightningModule):
+    """Records the items the Trainer feeds it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(3, 1)
+        self.train_paths: list[list[str]] = []
+
+    def training_step(self, batch, batch_idx):
+        self.train_paths.append(list(batch["path"]))
+        if batch["video"].shape[0] == 0:
+            return None
+        return self.layer(batch["video"].mean(dim=(2, 3, 4))).mean()  # (B, C) -> scalar
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _SaveAt(Callback):
+    """Saves a checkpoint at the end of training batch ``step`` (mid-epoch)."""
+
+    def __init__(self, step: int, path: Path) -> None:
+        self.step, self.path = step, path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx == self.step:
+            trainer.save_checkpoint(self.path)
+
+
+def _fit(dm: ZeroShotDataModule, probe: _Probe, ckpt_path: Path | None = None, **kwargs) -> None:
+    trainer = Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        **{"max_epochs": 1} | kwargs,
+    )
+    trainer.fit(probe, datamodule=dm, ckpt_path=ckpt_path)
+
+
+@pytest.mark.slow
+def test_lightning_fit_trains_from_shards_and_resumes_mid_epoch(shard_world, tmp_path) -> None:
+    def datamodule() -> ZeroShotDataModule:
+        return _datamodule(shard_world, StreamingShards(shard_world["shards"]))
+
+    whole = _Probe()
+    _fit(datamodule(), whole)
+    assert sorted(p for batch in whole.train_paths for p in batch) == sorted(
+        s for s, _ in datamodule().train_samples
+    )
+    interrupted, resumed = _Probe(), _Probe()
+    _fit(datamodule(), interrupted, max_steps=3, callbacks=[_SaveAt(2, tmp_path / "mid.ckpt")])
+    _fit(datamodule(), resumed, ckpt_path=tmp_path / "mid.ckpt")
+    assert interrupted.train_paths == whole.train_paths[:3]
+    assert resumed.train_paths == whole.train_paths[3:]
+
+
+def _ddp_worker(rank: int, world: int, paths: dict[str, str], out: str) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{out}/store", rank=rank, world_size=world
+    )
+    shard_world = {k: Path(v) for k, v in paths.items()}
+    dm = _datamodule(shard_world, StreamingShards(shard_world["shards"]), batch_size=2)
+    full = [batch["path"] for batch in dm.train_dataloader()]
+    loader = dm.train_dataloader()
+    first = []
+    for batch in loader:
+        first.append(batch["path"])
+        if len(first) == 2:
+            break
+    # Lightning checkpoints rank 0's loader state; every rank resumes from it.
+    state = [loader.state_dict()]
+    torch.distributed.broadcast_object_list(state, src=0)
+    fresh = dm.train_dataloader()
+    fresh.load_state_dict(state[0])
+    rest = [batch["path"] for batch in fresh]
+    train = [s for s, _ in dm.train_samples]
+    result = {"full": full, "first": first, "rest": rest, "train": train}
+    Path(out, f"rank{rank}.json").write_text(json.dumps(result))
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_two_ddp_ranks_stream_disjoint_shards_and_resume_exactly(shard_world, tmp_path) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    paths = {k: str(v) for k, v in shard_world.items()}
+    torch.multiprocessing.start_processes(
+        _ddp_worker, args=(2, paths, str(tmp_path)), nprocs=2, start_method="fork"
+    )
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    train = set(ranks[0]["train"])
+    assert ranks[1]["train"] == ranks[0]["train"]
+    streamed = [[p for batch in r["full"] for p in batch] for r in ranks]
+    assert not set(streamed[0]) & set(streamed[1])
+    for items in streamed:
+        assert items and len(set(items)) == len(items) and set(items) <= train
+    # litdata gives both ranks as many shard items (drop_last under DDP): a few may be left out.
+    assert len(ranks[0]["full"]) == len(ranks[1]["full"])
+    assert len(train) - len(streamed[0] + streamed[1]) <= 2 * 2
+    for r in ranks:
+        assert r["first"] + r["rest"] == r["full"]
+
+
+@pytest.mark.slow
+def test_aurl_trains_validates_and_tests_with_a_shard_source(shard_world, tmp_path) -> None:
+    dm = _datamodule(shard_world, StreamingShards(shard_world["shards"]), num_workers=2)
+    trainer = tiny_trainer(tmp_path, max_epochs=1)
+    module = tiny_module(tmp_path / "cache")
+    trainer.fit(module, datamodule=dm)
+    assert trainer.global_step == len(trainer.train_dataloader)
+    assert trainer.callback_metrics["train/skipped_videos"] == 0
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+    assert "val/top1" in trainer.callback_metrics
+    results = trainer.test(module, datamodule=dm, verbose=False)
+    assert len(results) == len(dm.class_space.test_sets)
+
+
+def test_chunks_without_training_items_are_left_out(shard_world) -> None:
+    dm = _datamodule(shard_world, StreamingShards(shard_world["shards"]))
+    chunks = json.loads((shard_world["shards"] / "index.json").read_text())["chunks"]
+    trained = {dm.source.item_index(s) for s, _ in dm.train_samples}
+    expected, first = [], 0
+    for chunk in chunks:
+        if trained & set(range(first, first + chunk["chunk_size"])):
+            expected.append(chunk["filename"])
+        first += chunk["chunk_size"]
+    dataset = dm.train_dataloader().dataset
+    assert dataset.subsampled_files == expected
+    assert len(expected) < len(chunks)  # the validation class fills chunks of its own
+    assert len(dataset) == len(trained)
