@@ -17,7 +17,10 @@ DDP: training uses :class:`~data_modules.samplers.EpochShuffleSampler` (a differ
 rank, reshuffled every epoch from ``seed``); evaluation uses
 :class:`~data_modules.samplers.DistributedEvalSampler` (every video exactly once, no padding).
 Both are ``DistributedSampler`` subclasses, so Lightning keeps them; ``Trainer(
-use_distributed_sampler=False)`` is still the recommended setting.
+use_distributed_sampler=False)`` is still the recommended setting. A
+:class:`~data_modules.datasets.StreamingShards` source trains through litdata instead
+(:mod:`data_modules.streaming`: shuffling, rank and worker sharding, mid-epoch resume), and its
+held-out items are evaluated by index from the shards.
 """
 
 from __future__ import annotations

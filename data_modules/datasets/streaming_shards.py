@@ -7,6 +7,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from data_modules.datasets.base import CatalogListing, VideoCatalog
 from data_modules.shards import ShardIndex, is_remote, read_shard_index
 
@@ -61,8 +63,15 @@ class StreamingShards(VideoCatalog):
     def name(self) -> str:  # type: ignore[override]
         return self._name or self.index.catalog_name
 
+    @cached_property
+    def _paths(self) -> np.ndarray:
+        # A numpy array, not the sidecar's list: DataLoader workers that read Python objects
+        # touch their reference counts and copy the pages (VideoClipDataset does the same).
+        return np.array([p.encode() for p in self.index.paths], dtype=np.bytes_)
+
     def _list(self) -> CatalogListing:
         samples = [(self.sample_id(i), y) for i, y in enumerate(self.index.labels)]
+        _ = self._paths  # built here, before workers start
         return CatalogListing(list(self.index.raw_class_names), samples, [])
 
     @property
@@ -98,4 +107,4 @@ class StreamingShards(VideoCatalog):
 
     def item_path(self, item_index: int) -> str:
         """The source path (relative to the catalog root) of item ``item_index``."""
-        return self.index.paths[item_index]
+        return self._paths[item_index].decode()
