@@ -17,7 +17,13 @@ from data_modules.clip_dataset import VideoClipDataset
 from data_modules.clip_sampling import create_clip_sampler
 from data_modules.datamodule import ZeroShotDataModule
 from data_modules.datasets import StreamingShards, VideoFolder
-from data_modules.shards import SIDECAR_NAME, ShardIndex, read_shard_index, write_catalog_shards
+from data_modules.shards import (
+    SIDECAR_NAME,
+    ShardIndex,
+    read_shard_index,
+    write_catalog_shards,
+    write_shards,
+)
 from data_modules.transforms import create_transform
 from data_modules.video_writer import write_video
 from tests.cli_helpers import free_port
@@ -415,3 +421,43 @@ def test_chunks_without_training_items_are_left_out(shard_world) -> None:
     assert dataset.subsampled_files == expected
     assert len(expected) < len(chunks)  # the validation class fills chunks of its own
     assert len(dataset) == len(trained)
+
+
+def _cut_fencing(path: str) -> bytes:
+    """Stores the fencing videos cut short: they encode, but do not decode."""
+    data = Path(path).read_bytes()
+    return data[:200] if "fencing" in path else data
+
+
+def test_undecodable_items_are_skipped_and_reported(shard_world, tmp_path) -> None:
+    write_catalog_shards(
+        VideoFolder(shard_world["source"]),
+        tmp_path / "cut",
+        encode=_cut_fencing,
+        chunk_bytes="1MB",
+        start_method="fork",
+    )
+    shards = StreamingShards(tmp_path / "cut")
+    dm = _datamodule(shard_world, shards, val_fraction=0.0, batch_size=1)
+    batches = list(dm.train_dataloader())
+    skipped = [p for batch in batches for p in batch["skipped"]]
+    streamed = [p for batch in batches for p in batch["path"]]
+    # The cut fencing videos, and the broken file, stored as is this time.
+    paths = {s: shards.item_path(shards.item_index(s)) for s, _ in dm.train_samples}
+    bad = {s for s, path in paths.items() if path.startswith("fencing/") or path == BROKEN}
+    assert len(bad) >= VIDEOS_PER_CLASS - 1 and sorted(skipped) == sorted(bad)
+    assert sorted(streamed + skipped) == sorted(s for s, _ in dm.train_samples)
+
+
+def test_existing_shards_are_kept_unless_overwritten(shard_world, tmp_path) -> None:
+    samples = VideoFolder(shard_world["source"]).samples[:3]
+    write_shards(samples, CLASSES, tmp_path / "out", start_method="fork")
+    with pytest.raises(RuntimeError, match="already contains"):
+        write_shards(samples[:2], CLASSES, tmp_path / "out", start_method="fork")
+    assert len(read_shard_index(tmp_path / "out").paths) == 3
+    write_shards(samples[:2], CLASSES, tmp_path / "out", overwrite=True, start_method="fork")
+    assert read_shard_index(tmp_path / "out").paths == ["0.mp4", "1.mp4"]
+    with pytest.raises(ValueError, match="outside classes"):
+        write_shards([(samples[0][0], 6)], CLASSES, tmp_path / "bad")
+    with pytest.raises(ValueError, match="not inside root"):
+        write_shards(samples, CLASSES, tmp_path / "bad", root=shard_world["target"])
