@@ -170,11 +170,13 @@ def write_shards(
     storage_options: dict[str, Any] | None = None,
     overwrite: bool = False,
     start_method: str | None = None,
+    verbose: bool = False,
 ) -> ShardIndex:
     """Encodes videos into litdata shards with :func:`litdata.optimize`, plus the sidecar.
 
     An input whose ``encode`` raises is skipped, with its reason in the sidecar's ``failed``
-    and one warning; the write goes on.
+    and one warning; the write goes on. The sidecar is written last: a folder that has one is
+    complete.
 
     Args:
         samples: ``(path, label)`` of every video, e.g. a catalog's ``samples``.
@@ -200,23 +202,28 @@ def write_shards(
         overwrite: replace shards already in ``output_dir``.
         start_method: multiprocessing start method of litdata's workers (None: litdata's);
             ``"fork"`` for a plain-http endpoint (see :func:`allow_plain_http`).
+        verbose: show litdata's progress (items done, ETA).
 
     Returns:
         The sidecar written next to the shards.
 
     Raises:
-        ValueError: no samples, a label outside ``class_names``, or every input failed.
+        ValueError: no samples, a label outside ``class_names``, a path outside ``root``, or
+            every input failed.
+        RuntimeError: ``output_dir`` already holds shards (without ``overwrite``), or litdata
+            wrote another number of items than encoded.
     """
     if not samples:
         raise ValueError("write_shards: no samples to write")
     names = list(class_names)
     raw = list(raw_class_names) if raw_class_names is not None else names
-    files = [str(Path(p).resolve()) for p, _ in samples]
+    # Absolute, not resolved: item paths keep the catalog's layout even through symlinks.
+    files = [os.path.abspath(p) for p, _ in samples]
     labels = [int(y) for _, y in samples]
     bad = next((i for i, y in enumerate(labels) if not 0 <= y < len(names)), None)
     if bad is not None:
         raise ValueError(f"write_shards: label {labels[bad]} of {files[bad]} outside classes")
-    base = Path(root).resolve() if root is not None else Path(os.path.commonpath(files))
+    base = Path(os.path.abspath(root) if root is not None else os.path.commonpath(files))
     if len(files) == 1 and root is None:
         base = Path(files[0]).parent
     outside = next((f for f in files if not Path(f).is_relative_to(base)), None)
@@ -236,6 +243,7 @@ def write_shards(
             storage_options=storage_options,
             overwrite=overwrite,
             start_method=start_method,
+            verbose=verbose,
         )
         failed = {int(name): Path(failed_dir, name).read_text() for name in os.listdir(failed_dir)}
     kept = [i for i in range(len(files)) if i not in failed]
@@ -330,6 +338,7 @@ def _optimize(
     storage_options: dict[str, Any] | None,
     overwrite: bool,
     start_method: str | None,
+    verbose: bool,
 ) -> None:
     from litdata import optimize
 
@@ -345,7 +354,7 @@ def _optimize(
         mode="overwrite" if overwrite else None,
         storage_options=dict(storage_options or {}),
         start_method=start_method,
-        verbose=False,
+        verbose=verbose,
     )
 
 
