@@ -82,6 +82,9 @@ class StreamingClipDataset(StreamingDataset):
             max_cache_size=shards.max_cache_size,
             shuffle=shuffle,
             seed=seed,
+            # Deserialise the requested item only: litdata's default for plain bytes copies a
+            # ~16 MB window of neighbours, most of them not read here.
+            batch_decode=0,
         )
         item_to_clip = np.asarray(item_to_clip, dtype=np.int64)
         sizes = [end - begin for begin, end in self.region_of_interest]
@@ -134,9 +137,9 @@ class StreamingClipDataset(StreamingDataset):
 class ShardClipDataset(VideoClipDataset):
     """A :class:`VideoClipDataset` whose samples may be shard items, read by index.
 
-    Samples whose path is a sample identifier of ``shards`` are read from the shards (litdata's
-    random access: the item's chunk is downloaded to the cache), all others from their files,
-    so one evaluation set can mix held-out source items with a target's files.
+    Samples whose path is a sample identifier of ``shards`` are read from the shards by litdata's
+    random access (from a remote store, only the item's bytes are fetched), all others from
+    their files, so one evaluation set can mix held-out source items with a target's files.
 
     Args:
         shards: the shard catalog.
@@ -161,6 +164,7 @@ class ShardClipDataset(VideoClipDataset):
                 cache_dir=self.shards.cache_dir,
                 storage_options=self.shards.storage_options,
                 max_cache_size=self.shards.max_cache_size,
+                batch_decode=0,
             )
         return self.load(index, read_shard_item(self.shards, item_index, self._stream[item_index]))
 

@@ -461,3 +461,20 @@ def test_existing_shards_are_kept_unless_overwritten(shard_world, tmp_path) -> N
         write_shards([(samples[0][0], 6)], CLASSES, tmp_path / "bad")
     with pytest.raises(ValueError, match="not inside root"):
         write_shards(samples, CLASSES, tmp_path / "bad", root=shard_world["target"])
+
+
+def test_item_order_holds_with_more_than_ten_chunks_per_worker(shard_world, tmp_path) -> None:
+    # One item per chunk: chunk-0-10 must follow chunk-0-9, not chunk-0-1.
+    from litdata import StreamingDataset
+
+    index = write_catalog_shards(
+        VideoFolder(shard_world["source"]),
+        tmp_path / "many",
+        encode=_check_and_read,
+        num_workers=2,
+        chunk_bytes=1,
+        start_method="fork",
+    )
+    stream = StreamingDataset(str(tmp_path / "many"))
+    assert len(stream.subsampled_files) == len(index.paths) > 20
+    assert [stream[i]["path"] for i in range(len(stream))] == index.paths
