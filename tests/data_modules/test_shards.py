@@ -217,8 +217,6 @@ def test_two_ranks_stream_disjoint_shards(shard_world, monkeypatch) -> None:
         monkeypatch.setenv("GLOBAL_RANK", str(rank))
         loader = dm.train_dataloader()
         per_rank.append([p for batch in loader for p in batch["path"]])
-    monkeypatch.delenv("WORLD_SIZE")
-    monkeypatch.delenv("GLOBAL_RANK")
     train_ids = {s for s, _ in dm.train_samples}
     assert per_rank[0] and per_rank[1]
     assert not set(per_rank[0]) & set(per_rank[1])
