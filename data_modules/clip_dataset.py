@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
-from data_modules.video_reader import VideoDecodeError, read_sampled_clips
+from data_modules.video_reader import VideoDecodeError, VideoSource, read_sampled_clips
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +107,17 @@ class VideoClipDataset(Dataset):
         return self._paths[index].decode()
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
+        return self.load(index, self._path(index))
+
+    def load(self, index: int, source: VideoSource) -> dict[str, Any] | None:
+        """Item ``index`` read from ``source``: its file, or its bytes held in memory (e.g. a
+        litdata shard item); the clips, transform and randomness are those of ``self[index]``."""
         path, label = self._path(index), int(self._labels[index])
         # One generator per item drives the clip starts, then the crop and flip.
         rng = random.Random(self.item_seed(index))
         try:
             frames = read_sampled_clips(
-                path,
+                source,
                 lambda info: [c.frame_indices for c in self.clip_sampler(info.num_frames, rng)],
                 self.thread_type,
             )

@@ -17,7 +17,10 @@ DDP: training uses :class:`~data_modules.samplers.EpochShuffleSampler` (a differ
 rank, reshuffled every epoch from ``seed``); evaluation uses
 :class:`~data_modules.samplers.DistributedEvalSampler` (every video exactly once, no padding).
 Both are ``DistributedSampler`` subclasses, so Lightning keeps them; ``Trainer(
-use_distributed_sampler=False)`` is still the recommended setting.
+use_distributed_sampler=False)`` is still the recommended setting. A
+:class:`~data_modules.datasets.StreamingShards` source trains through litdata instead
+(:mod:`data_modules.streaming`: shuffling, rank and worker sharding, mid-epoch resume), and its
+held-out items are evaluated by index from the shards.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from aurl.class_space import ClassSpace, EvalSet
 from aurl.text_encoders import ClassEmbeddingCache, TextEncoder
 from data_modules.clip_dataset import VideoClipDataset, collate_skip
 from data_modules.clip_sampling import create_clip_sampler
-from data_modules.datasets import VideoCatalog
+from data_modules.datasets import StreamingShards, VideoCatalog
 from data_modules.protocol import (
     OverlapResult,
     gzsl_class_names,
@@ -372,6 +375,8 @@ class ZeroShotDataModule(LightningDataModule):
     # --- dataloaders -------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         world, rank = _world()
+        if isinstance(self.source, StreamingShards):
+            return self._streaming_train_loader(world, rank)
         dataset = VideoClipDataset(
             self.train_samples,
             self._space.train_classes,
@@ -388,6 +393,34 @@ class ZeroShotDataModule(LightningDataModule):
             )
         return self._loader(
             dataset, sampler, self.batch_size, rank, drop_last=True, persist=True, lazy=True
+        )
+
+    def _streaming_train_loader(self, world: int, rank: int) -> DataLoader:
+        # litdata (an optional dependency) shuffles, shards and checkpoints this loader.
+        from data_modules.streaming import streaming_train_loader
+
+        assert isinstance(self.source, StreamingShards)
+        if len(self.train_samples) // world < self.batch_size:
+            raise ValueError(
+                f"{len(self.train_samples)} training videos over {world} rank(s), fewer than "
+                f"batch_size={self.batch_size} per rank"
+            )
+        clips = VideoClipDataset(
+            self.train_samples,
+            self._space.train_classes,
+            create_clip_sampler("random", self.clip_len, self.train_clips, self.frame_stride),
+            create_transform(self.transform, train=True, size=self.size),
+            seed=self.seed,
+            flip_labels=self.train_flip_labels() if self.hflip else None,
+        )
+        return streaming_train_loader(
+            self.source,
+            clips,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            seed=self.seed,
+            pin_memory=self.pin_memory,
+            worker_init_fn=partial(seed_worker, seed=self.seed, rank=rank),
         )
 
     def train_flip_labels(self) -> list[int]:
@@ -411,13 +444,19 @@ class ZeroShotDataModule(LightningDataModule):
         self, samples: Samples, class_names: list[str], num_clips: int, persist: bool
     ) -> DataLoader:
         world, rank = _world()
-        dataset = VideoClipDataset(
+        args = (
             samples,
             class_names,
             create_clip_sampler("uniform", self.clip_len, num_clips, self.frame_stride),
             create_transform(self.transform, train=False, size=self.size),
-            seed=self.seed,
         )
+        if isinstance(self.source, StreamingShards):
+            # Held-out items of a shard source are read from the shards by index.
+            from data_modules.streaming import ShardClipDataset
+
+            dataset = ShardClipDataset(self.source, *args, seed=self.seed)
+        else:
+            dataset = VideoClipDataset(*args, seed=self.seed)
         sampler = DistributedEvalSampler(len(dataset), world, rank)
         return self._loader(dataset, sampler, self.eval_batch_size, rank, False, persist)
 

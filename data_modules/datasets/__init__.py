@@ -34,6 +34,7 @@ from data_modules.datasets.base import (
 )
 from data_modules.datasets.hmdb51 import HMDB51
 from data_modules.datasets.kinetics import Kinetics700
+from data_modules.datasets.streaming_shards import StreamingShards
 from data_modules.datasets.synthetic_actions import SyntheticActions
 from data_modules.datasets.ucf101 import UCF101
 from data_modules.datasets.video_folder import VideoFolder
@@ -47,6 +48,7 @@ __all__ = [
     "CatalogLayout",
     "CatalogListing",
     "Kinetics700",
+    "StreamingShards",
     "SyntheticActions",
     "VideoCatalog",
     "VideoFolder",
