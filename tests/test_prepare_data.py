@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from litdata import StreamingDataset
 
 from aurl.cli import main as aurl_main
-from data_modules.datasets import UCF101, SyntheticActions, VideoFolder
-from data_modules.prepare import MANIFEST_NAME
-from data_modules.video_reader import probe_video
+from data_modules.datasets import UCF101, StreamingShards, SyntheticActions, VideoFolder
+from data_modules.prepare import MANIFEST_NAME, PrepareSettings
+from data_modules.shards import read_shard_index
+from data_modules.video_reader import EncodedVideo, probe_video
 from tests.cli_helpers import TINY_SYNTHETIC, aurl_subprocess, build_ucf101, subprocess_env
 from tests.data_modules.ramp import place, write_ramp_videos
 
@@ -82,8 +85,31 @@ def test_prepare_data_refuses_other_settings_and_formats(
     with pytest.raises(ValueError, match=r"prepare_manifest\.json: this folder holds videos"):
         aurl_main([*args, "--short_side", "64"])
     with pytest.raises(SystemExit):
-        aurl_main([*args, "--format", "litdata"])
-    assert "invalid choice: 'litdata'" in capsys.readouterr().err
+        aurl_main([*args, "--format", "tar"])
+    assert "invalid choice: 'tar'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_prepare_data_litdata_writes_shards_that_streaming_shards_reads(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "shards"
+    args = ["prepare-data", str(config), "--output", str(out), "--format", "litdata"]
+    assert aurl_main([*args, "--catalog", "clips", "--workers", "1", "--short_side", "16"]) == 0
+    printed = capsys.readouterr().out
+    assert f"clips: 2 videos in shards at {out / 'clips'} (0 unreadable" in printed
+    assert "StreamingShards, init_args.input_dir: " + str(out / "clips") in printed
+    shards = StreamingShards(out / "clips")
+    source = VideoFolder(tmp_path / "clips")
+    assert shards.class_names == source.class_names
+    assert [label for _, label in shards.samples] == [label for _, label in source.samples]
+    index = read_shard_index(out / "clips")
+    assert index.paths == ["cello/a.mp4", "violin/b.avi"]
+    assert index.encode == {"format": "litdata", **asdict(PrepareSettings(short_side=16))}
+    # The stored items are the transcoded files: the ramp's 8 frames, short side 16.
+    dataset = StreamingDataset(str(out / "clips"))
+    info = probe_video(EncodedVideo(dataset[1]["video"], "b"))
+    assert (info.num_frames, min(info.height, info.width)) == (8, 16)
 
 
 def test_prepare_data_warns_when_the_catalog_would_not_list_the_prepared_files(

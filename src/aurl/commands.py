@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from aurl.zero_shot import ZeroShotClassifier
     from data_modules.datasets import VideoCatalog
     from data_modules.prepare import PrepareResult, PrepareSettings
+    from data_modules.shards import ShardIndex
 
 log = logging.getLogger(__name__)
 
@@ -346,6 +349,73 @@ def prepare_data(
     return reports
 
 
+def prepare_shards(
+    config_path: str | Path,
+    output: str,
+    settings: PrepareSettings,
+    catalog: str | None = None,
+    workers: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> list[tuple[str, str, ShardIndex, float]]:
+    """Transcodes the configured catalogs (or the one named ``catalog``) into litdata shards.
+
+    Each catalog goes to ``output/<name>`` (a local folder or ``s3://bucket/prefix/<name>``):
+    its videos transcoded as :func:`~data_modules.prepare.transcode_video` does, one shard item
+    per video, with the class space in the sidecar (:mod:`data_modules.shards`). A config then
+    reads it with ``class_path: data_modules.datasets.StreamingShards``.
+
+    Args:
+        config_path: YAML with a catalog, a list of catalogs, or an experiment.
+        output: local folder or ``s3://bucket/prefix`` under which each catalog's shards go.
+        settings: the transcoding settings (recorded in the sidecar).
+        catalog: prepare only the catalog of this name.
+        workers: encoding processes (default: one per core).
+        storage_options: boto3 client options of a remote ``output`` (``endpoint_url``...).
+        progress: show litdata's progress.
+
+    Returns:
+        ``(config key, shard folder, sidecar, seconds)`` per catalog.
+
+    Raises:
+        ValueError: ``catalog`` names no configured catalog, or every video of one failed.
+        RuntimeError: a shard folder already holds shards.
+    """
+    from dataclasses import asdict
+    from functools import partial
+
+    from data_modules.prepare import transcode_video
+    from data_modules.shards import allow_plain_http, write_catalog_shards
+
+    specs = catalog_specs(config_path)
+    catalogs = instantiate_catalogs([spec for _, spec in specs])
+    names = [c.name for c in catalogs]
+    if catalog is not None and catalog not in names:
+        raise ValueError(f"--catalog {catalog!r}: the config's catalogs are {', '.join(names)}")
+    allow_plain_http(storage_options)
+    reports = []
+    for (key, _), source in zip(specs, catalogs, strict=True):
+        if catalog is not None and source.name != catalog:
+            continue
+        source.prepare()
+        folder = f"{output.rstrip('/')}/{source.name}"
+        if "://" not in folder:
+            folder = str(Path(folder).resolve())
+        start = time.perf_counter()
+        index = write_catalog_shards(
+            source,
+            folder,
+            encode=partial(transcode_video, settings=settings),
+            encode_settings={"format": "litdata", **asdict(settings)},
+            num_workers=workers or os.cpu_count() or 1,
+            storage_options=storage_options,
+            start_method="fork" if storage_options else None,
+            verbose=progress,
+        )
+        reports.append((key, folder, index, time.perf_counter() - start))
+    return reports
+
+
 def _compare_prepared(spec: dict[str, Any], source: VideoCatalog, folder: Path) -> str | None:
     """How the catalog of ``spec`` with ``root`` set to ``folder`` lists other samples than
     ``source`` (with prepared names), or None."""
@@ -435,7 +505,15 @@ def main(argv: list[str]) -> int:
     prep.add_argument("config", help="YAML: a catalog, a list of catalogs, or an experiment")
     prep.add_argument("--output", required=True, help="folder of the prepared catalogs")
     prep.add_argument("--catalog", help="prepare only the catalog of this name")
-    prep.add_argument("--format", choices=("files",), default="files", help="what to write")
+    prep.add_argument(
+        "--format",
+        choices=("files", "litdata"),
+        default="files",
+        help="files: the same layout, resumable; litdata: shards for StreamingShards",
+    )
+    prep.add_argument(
+        "--endpoint_url", help="S3-compatible endpoint of an s3:// --output (litdata)"
+    )
     prep.add_argument("--short_side", type=int, default=128, help="output short side (pixels)")
     prep.add_argument(
         "--keyframe_interval", type=int, default=16, help="a keyframe every N frames"
@@ -492,6 +570,22 @@ def main(argv: list[str]) -> int:
         from data_modules.prepare import PrepareSettings
 
         settings = PrepareSettings(args.short_side, args.keyframe_interval, args.crf, args.preset)
+        if args.format == "litdata":
+            options = {"endpoint_url": args.endpoint_url} if args.endpoint_url else None
+            shards = prepare_shards(
+                args.config, args.output, settings, args.catalog, args.workers, options
+            )
+            for key, folder, index, seconds in shards:
+                print(
+                    f"{index.catalog_name}: {len(index.labels)} videos in shards at {folder} "
+                    f"({len(index.failed)} unreadable, listed in its sidecar) in {seconds:.0f} s"
+                )
+                where = key or "the catalog"
+                print(
+                    f"  in the config, set {where} to class_path: "
+                    f"data_modules.datasets.StreamingShards, init_args.input_dir: {folder}"
+                )
+            return 0
         reports = prepare_data(args.config, args.output, settings, args.catalog, args.workers)
         for key, result, problem in reports:
             print(result.summary())
