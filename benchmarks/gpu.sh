@@ -7,11 +7,11 @@
 #   5. the report: benchmarks/results/gpu.{json,md} (gpu_quick.* with --tiny).
 # Without --tiny a CUDA device is required: its absence stops the script with an error.
 #   bash benchmarks/gpu.sh [--tiny] [--workers N] [--out-dir DIR]
-# Environment: PYTHON (default python), AURL_GPU_COMPILE_LIMIT (seconds, default 240).
+# Environment: PYTHON (default python), AURL_GPU_COMPILE_LIMIT (seconds, default 180).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
-COMPILE_LIMIT=${AURL_GPU_COMPILE_LIMIT:-240}
+COMPILE_LIMIT=${AURL_GPU_COMPILE_LIMIT:-180}
 TINY=()
 WORKERS=()
 OUT_DIR=benchmarks/results
