@@ -79,14 +79,16 @@ class TrainThroughput(L.Callback):
     its forward and backward have run. Without such a read the host may run up to a step ahead
     of the device: the period stays right on average over the window, and the wait is the host's
     (an upper bound of the device's idle time).
+
+    Args:
+        window: steps summed into each logged value (>= 1).
+        prog_bar: show ``perf/data_wait`` and ``perf/clips_per_s`` in the progress bar.
+
+    Raises:
+        ValueError: if ``window`` < 1.
     """
 
     def __init__(self, window: int = 20, prog_bar: bool = True) -> None:
-        """
-        Args:
-            window: steps summed into each logged value (>= 1).
-            prog_bar: show ``perf/data_wait`` and ``perf/clips_per_s`` in the progress bar.
-        """
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         self.window = window
