@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export WANDB_MODE ?= offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format train bench clean
+.PHONY: help install test test-fast lint format train bench bench-gpu clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ bench: install ## Run the benchmarks into benchmarks/results/ (QUICK=1: a few mi
 	$(BIN)/python -m benchmarks.train_throughput $(if $(QUICK),--quick)
 	$(BIN)/python -m benchmarks.inference $(if $(QUICK),--quick)
 	$(BIN)/python -m benchmarks.ablation $(if $(QUICK),--quick)
+
+bench-gpu: install ## GPU benchmark, <= 8 min on one H200: benchmarks/results/gpu.{json,md} (TINY=1: CPU smoke run; WORKERS=N)
+	PYTHON=$(BIN)/python bash benchmarks/gpu.sh $(if $(TINY),--tiny) $(if $(WORKERS),--workers $(WORKERS))
 
 clean: ## Remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache .hypothesis runs lightning_logs wandb

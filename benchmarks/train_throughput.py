@@ -255,16 +255,20 @@ class BenchData(L.LightningDataModule):
 
 
 class StepTimer(L.Callback):
-    """Times training batches ``warmup .. steps - 1`` and keeps every step's loss."""
+    """Times training batches ``warmup .. steps - 1`` and the first one alone (where
+    ``torch.compile`` compiles and cuDNN picks its algorithms), and keeps every step's loss."""
 
     def __init__(self, warmup: int, steps: int, cuda: bool) -> None:
         self.warmup, self.steps, self.cuda = warmup, steps, cuda
         self.start = self.end = float("nan")
+        self.first_start = self.first_end = float("nan")
         self.losses: list[Tensor] = []
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int
     ) -> None:
+        if batch_idx == 0:
+            self.first_start = clock(self.cuda)
         if batch_idx == self.warmup:
             self.start = clock(self.cuda)
 
@@ -273,6 +277,8 @@ class StepTimer(L.Callback):
     ) -> None:
         loss = outputs["loss"] if outputs else torch.tensor(float("nan"))
         self.losses.append(loss.detach())
+        if batch_idx == 0:
+            self.first_end = clock(self.cuda)
         if batch_idx == self.steps - 1:
             self.end = clock(self.cuda)
 
@@ -308,8 +314,9 @@ def run_trainer(
 
     Returns:
         ``seconds`` of the timed steps, ``steps_per_s``, ``clips_per_s``, every step's loss,
-        ``peak_memory_mib`` (CUDA only, else None), ``fit_seconds`` (the whole ``fit`` call,
-        set-up included) and ``nonfinite_steps`` (skipped by :class:`NonFiniteGuard`).
+        ``peak_memory_mib`` (CUDA only, else None), ``first_step_seconds`` (the first step
+        alone: compilation, cuDNN autotuning), ``fit_seconds`` (the whole ``fit`` call, set-up
+        included) and ``nonfinite_steps`` (skipped by :class:`NonFiniteGuard`).
     """
     _start(device)
     components = create_components(setup, seed)
@@ -350,8 +357,13 @@ def run_trainer(
         fit_seconds = time.perf_counter() - start
     peak = cuda_peak_mib(device) if device.type == "cuda" else None
     record = _record(setup, timer.end - timer.start, timer.losses, peak)
-    # The guard skips a step whose loss is not finite, which would make it look faster.
-    return {**record, "fit_seconds": fit_seconds, "nonfinite_steps": guard.nonfinite_steps}
+    return {
+        **record,
+        "first_step_seconds": timer.first_end - timer.first_start,
+        "fit_seconds": fit_seconds,
+        # The guard skips a step whose loss is not finite, which would make it look faster.
+        "nonfinite_steps": guard.nonfinite_steps,
+    }
 
 
 def run_plain(

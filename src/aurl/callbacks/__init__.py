@@ -4,7 +4,8 @@ Reliability: :class:`NonFiniteGuard` (skip non-finite steps on every rank togeth
 :class:`RandomStateCheckpoint` (random states in checkpoints, for exact resumes),
 :class:`ResumeSchedule` (the re-planned learning rate from the first resumed step),
 :class:`SkippedVideoCounter` (unreadable videos per epoch). For people: :class:`EmbeddingPlots`
-and :class:`RunSummary`.
+and :class:`RunSummary`. Performance: :class:`TrainThroughput` (data-wait share and clips/s per
+step).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aurl.callbacks.random_state import RandomStateCheckpoint
 from aurl.callbacks.resume_schedule import ResumeSchedule
 from aurl.callbacks.skipped_videos import SkippedVideoCounter
 from aurl.callbacks.summary import RunSummary
+from aurl.callbacks.throughput import TrainThroughput
 
 __all__ = [
     "EmbeddingPlots",
@@ -23,4 +25,5 @@ __all__ = [
     "ResumeSchedule",
     "RunSummary",
     "SkippedVideoCounter",
+    "TrainThroughput",
 ]
