@@ -71,7 +71,7 @@ MODEL_VARIANTS = ("fp32", "bf16", "bf16_cl3d", "bf16_cl3d_compile")
 LOADER_STEPS = {"gpu": (300, 30), "tiny": (6, 1)}  # (steps, warm-up steps)
 SOURCES = {
     "gpu": {"count": 48, "classes": 8, "seconds": 10.0, "height": 256, "width": 340},
-    "tiny": {"count": 4, "classes": 2, "seconds": 1.0, "height": 48, "width": 64},
+    "tiny": {"count": 4, "classes": 2, "seconds": 1.0, "height": 144, "width": 192},
 }
 DEFAULT_WORKERS = {"gpu": 12, "tiny": 2}
 
@@ -225,6 +225,7 @@ def bench_loader(
     )
     from data_modules.datamodule import ZeroShotDataModule
     from data_modules.datasets import VideoFolder
+    from data_modules.video_reader import probe_video
 
     if steps < warmup_steps + 3:
         raise ValueError(f"need steps >= warm-up + 3, got {steps} and {warmup_steps}")
@@ -293,6 +294,7 @@ def bench_loader(
         "variant": LOADER_VARIANT,
         "workers": workers,
         "videos": len(files),
+        "video_size": list(probe_video(files[0])[2:4]),  # [height, width] of the first
         "steps": steps,
         "timed_steps": timed_steps,
         "data_wait": float(metrics["perf/data_wait"]),

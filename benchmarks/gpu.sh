@@ -29,11 +29,12 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 bench() { "$PYTHON" -m benchmarks.gpu "$@"; }
 
-# prepare_videos SRC DST: the prepared copy of the VideoFolder SRC in DST (same layout).
-# LEAD: wire `aurl prepare-data` here (short side 128, a keyframe every 16 frames, no audio);
-# until then the loader reads the source videos as they are.
+# prepare_videos SRC DST: `aurl prepare-data` of the VideoFolder SRC (short side 128, a keyframe
+# every 16 frames, no audio, one process per core); the prepared copy is DST/<name of SRC>.
 prepare_videos() {
-  cp -r "$1" "$2"
+  printf 'class_path: data_modules.datasets.VideoFolder\ninit_args: {root: %s}\n' "$1" \
+    > "$WORK/catalog.yaml"
+  "$PYTHON" -m aurl.cli prepare-data "$WORK/catalog.yaml" --output "$2" >&2
 }
 
 bench check "${TINY[@]}"  # before any work: no CUDA device is an error (unless --tiny)
@@ -55,7 +56,8 @@ else
 fi
 bench sources "${TINY[@]}" --out "$WORK/sources"
 prepare_videos "$WORK/sources" "$WORK/prepared"
-bench loader "${TINY[@]}" "${WORKERS[@]}" --videos "$WORK/prepared" --json "$WORK/loader.json"
+bench loader "${TINY[@]}" "${WORKERS[@]}" --videos "$WORK/prepared/sources" \
+  --json "$WORK/loader.json"
 bench report "${TINY[@]}" --model "$WORK/model.json" --compile "$WORK/compile.json" \
   --compile-status "$COMPILE_STATUS" --compile-limit "$COMPILE_LIMIT" \
   --loader "$WORK/loader.json" --out-dir "$OUT_DIR" --command "$COMMAND"

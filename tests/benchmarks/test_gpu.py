@@ -112,6 +112,7 @@ def test_gpu_sh_tiny_runs_every_stage_on_the_cpu(tmp_path: Path) -> None:
     assert record["compile"]["status"] == "skipped"
     loader = record["loader"]
     assert loader["workers"] == 2 and loader["videos"] == 4
+    assert min(loader["video_size"]) == 128  # the loader read `aurl prepare-data`'s output
     assert 0 <= loader["data_wait"] <= 1 and loader["clips_per_s"] > 0
     assert set(record["targets"]) == {"data_wait", "bf16_cl3d_vs_fp32"}
     # The work folder (sources, prepared videos, parts) is removed.
