@@ -18,6 +18,10 @@ rank, reshuffled every epoch from ``seed``); evaluation uses
 :class:`~data_modules.samplers.DistributedEvalSampler` (every video exactly once, no padding).
 Both are ``DistributedSampler`` subclasses, so Lightning keeps them; ``Trainer(
 use_distributed_sampler=False)`` is still the recommended setting.
+
+Resume: the training loader is a torchdata ``StatefulDataLoader`` whose position the datamodule's
+``state_dict`` puts in every checkpoint, so a fit resumed from a mid-epoch checkpoint continues
+that epoch with the next batch, as if it had not stopped.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from aurl.class_space import ClassSpace, EvalSet
 from aurl.text_encoders import ClassEmbeddingCache, TextEncoder
@@ -192,6 +197,8 @@ class ZeroShotDataModule(LightningDataModule):
         self.val_samples: Samples = []
         self.test_samples: list[Samples] = []
         self._is_set_up = False
+        self._train_loader: LazyIterDataLoader | None = None
+        self._train_loader_state: dict[str, Any] | None = None
 
     @property
     def _space(self) -> ClassSpace:
@@ -431,7 +438,12 @@ class ZeroShotDataModule(LightningDataModule):
         persist: bool,
         lazy: bool = False,
     ) -> DataLoader:
-        return (LazyIterDataLoader if lazy else DataLoader)(
+        options: dict[str, Any] = {}
+        if lazy:  # the training loader, resumable mid-epoch
+            # A snapshot at every batch: a restored loader never re-reads batches to get back
+            # to its position (the sampler skips their indices instead).
+            options["snapshot_every_n_steps"] = 1
+        loader = (LazyIterDataLoader if lazy else DataLoader)(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -446,22 +458,58 @@ class ZeroShotDataModule(LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),
             # Persistent workers are started once, not at every epoch.
             persistent_workers=persist and self.num_workers > 0,
+            **options,
         )
+        if isinstance(loader, LazyIterDataLoader):
+            self._train_loader = loader
+            if self._train_loader_state is not None:
+                loader.load_state_dict(self._train_loader_state)
+                self._train_loader_state = None
+        return loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training loader's position, which Lightning keeps in every checkpoint.
+
+        Lightning saves a stateful training loader's state itself, but does not restore it
+        when ``configure_optimizers`` has asked for ``estimated_stepping_batches`` before
+        (Lightning-AI/pytorch-lightning#20550), as :func:`aurl.optim.planned_steps` does. The
+        datamodule's state is restored before the loader is built, so this one always is.
+        """
+        if self._train_loader is None:
+            return {}
+        return {"train_loader": self._train_loader.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Keeps the training loader's position for the next ``train_dataloader``."""
+        self._train_loader_state = state_dict.get("train_loader")
 
 
-class LazyIterDataLoader(DataLoader):
-    """A DataLoader whose iterator starts (workers, first sampler indices) at the first batch.
+class LazyIterDataLoader(StatefulDataLoader):
+    """The training loader: resumable mid-epoch, and its iterator starts at the first batch.
+
+    A torchdata ``StatefulDataLoader``: its ``state_dict`` (which holds the
+    :class:`~data_modules.samplers.EpochShuffleSampler`'s, paired with the batches handed out)
+    goes into checkpoints, and a run resumed from one continues the epoch with the next batch;
+    the batches before it are skipped as indices, never read.
 
     A DataLoader with workers draws its sampler's indices as soon as ``iter()`` is called.
     Lightning calls it before it sets the epoch of the first epoch of a resumed fit (in
     ``FitLoop.setup_data``, also reached through ``Trainer.estimated_stepping_batches``), so that
     epoch would replay epoch 0's order and clips (Lightning >= 2.5.3,
     Lightning-AI/pytorch-lightning#21938). Started at the first ``next()``, the iterator sees
-    the epoch that ``set_epoch`` gave the sampler by then.
+    the epoch that ``set_epoch`` gave the sampler by then, and a restored position applies to
+    that epoch.
     """
 
     def __iter__(self) -> Iterator[Any]:
         return _LazyIterator(super().__iter__)
+
+    def state_dict(self) -> dict[str, Any]:
+        # Before the first batch there is no position to keep, and StatefulDataLoader would
+        # start an iterator (workers, indices) for its initial state before the epoch is set.
+        if self._iterator is None:
+            return {}
+        return super().state_dict()
 
 
 class _LazyIterator:
