@@ -463,9 +463,22 @@ class ZeroShotDataModule(LightningDataModule):
         if isinstance(loader, LazyIterDataLoader):
             self._train_loader = loader
             if self._train_loader_state is not None:
-                loader.load_state_dict(self._train_loader_state)
+                self._restore_position(loader, self._train_loader_state)
                 self._train_loader_state = None
         return loader
+
+    def _restore_position(self, loader: LazyIterDataLoader, state: dict[str, Any]) -> None:
+        # torchdata restores a position only with the number of workers it was taken with.
+        if state["num_workers"] != self.num_workers:
+            logger.warning(
+                "the checkpoint's training loader ran %d workers, this run %d: if it was taken "
+                "in the middle of an epoch, that epoch restarts its order (keep "
+                "data.num_workers to resume it exactly)",
+                state["num_workers"],
+                self.num_workers,
+            )
+            return
+        loader.load_state_dict(state["loader"])
 
     def state_dict(self) -> dict[str, Any]:
         """The training loader's position, which Lightning keeps in every checkpoint.
@@ -477,7 +490,8 @@ class ZeroShotDataModule(LightningDataModule):
         """
         if self._train_loader is None:
             return {}
-        return {"train_loader": self._train_loader.state_dict()}
+        loader = self._train_loader
+        return {"train_loader": {"loader": loader.state_dict(), "num_workers": loader.num_workers}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Keeps the training loader's position for the next ``train_dataloader``."""

@@ -434,7 +434,8 @@ def test_training_loader_resumes_mid_epoch_without_reading_the_batches_before(
     assert len(expected) == 6  # 18 videos, batches of 3
 
     dm, interrupted = _epoch_one_loader(folders, num_workers)
-    assert dm.state_dict() == {"train_loader": {}}  # no batch yet: nothing to resume
+    # No batch yet: no position to resume.
+    assert dm.state_dict() == {"train_loader": {"loader": {}, "num_workers": num_workers}}
     batches = iter(interrupted)
     assert [next(batches)["path"] for _ in range(2)] == expected[:2]
     buffer = io.BytesIO()
@@ -458,3 +459,16 @@ def test_training_loader_resumes_mid_epoch_without_reading_the_batches_before(
     _, after_the_end = _epoch_one_loader(folders, num_workers, dm.state_dict())
     after_the_end.sampler.set_epoch(2)
     assert [batch["path"] for batch in after_the_end] == next_epoch
+
+
+def test_training_loader_with_other_workers_restarts_the_epoch_and_says_so(
+    folders, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, reference = _epoch_one_loader(folders, 0)
+    expected = [batch["path"] for batch in reference]
+    dm, interrupted = _epoch_one_loader(folders, 0)
+    next(iter(interrupted))
+    with caplog.at_level("WARNING", logger="data_modules.datamodule"):
+        _, resumed = _epoch_one_loader(folders, 1, dm.state_dict())
+    assert "ran 0 workers, this run 1" in caplog.text
+    assert [batch["path"] for batch in resumed] == expected
