@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -514,6 +515,12 @@ class LazyIterDataLoader(StatefulDataLoader):
     the epoch that ``set_epoch`` gave the sampler by then, and a restored position applies to
     that epoch.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        with warnings.catch_warnings():
+            # torchdata 0.11 calls torch.set_vital, which torch deprecates: not ours to act on.
+            warnings.filterwarnings("ignore", "'set_vital' is deprecated", UserWarning)
+            super().__init__(*args, **kwargs)
 
     def __iter__(self) -> Iterator[Any]:
         return _LazyIterator(super().__iter__)
