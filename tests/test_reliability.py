@@ -585,7 +585,7 @@ def test_killed_training_resumes_from_the_last_epoch_to_the_same_result(tmp_path
 
 
 # --- 3b. killed mid-epoch -----------------------------------------------------------------
-MID_EPOCH_EPOCHS = 2
+MID_EPOCH_EPOCHS = 3  # one more after the resumed epoch: it must be whole and the same
 MID_EPOCH_BATCH = 2  # batches of 2 make epochs of several steps
 CHECKPOINT_EVERY = 3  # steps between two last-in-epoch.ckpt
 KILL_STEP = 6  # a step inside epoch 1
@@ -655,7 +655,9 @@ def test_killed_mid_epoch_training_resumes_from_its_last_checkpoint_to_the_same_
     # batches in the same order, the same dropout and class-generator draws.
     expected_losses = {s: v for s, v in _train_losses(expected).items() if s >= KILL_STEP}
     assert expected_losses and _train_losses(got) == expected_losses
-    assert per_epoch(got, "val/top1") == {1: per_epoch(expected, "val/top1")[1]}
+    assert per_epoch(got, "val/top1") == {
+        e: v for e, v in per_epoch(expected, "val/top1").items() if e >= 1
+    }
     scores = _test_scores(expected)
     assert scores and _test_scores(got) == scores
     final = [
