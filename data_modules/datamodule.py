@@ -21,6 +21,11 @@ use_distributed_sampler=False)`` is still the recommended setting. A
 :class:`~data_modules.datasets.StreamingShards` source trains through litdata instead
 (:mod:`data_modules.streaming`: shuffling, rank and worker sharding, mid-epoch resume), and its
 held-out items are evaluated by index from the shards.
+
+Resume: the training loader is a torchdata ``StatefulDataLoader`` (or litdata's
+``StreamingDataLoader``) whose position the datamodule's ``state_dict`` puts in every
+checkpoint, so a fit resumed from a mid-epoch checkpoint continues that epoch with the next
+batch, as if it had not stopped.
 """
 
 from __future__ import annotations
@@ -28,17 +33,19 @@ from __future__ import annotations
 import logging
 import os
 import random
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from aurl.class_space import ClassSpace, EvalSet
 from aurl.text_encoders import ClassEmbeddingCache, TextEncoder
@@ -57,6 +64,19 @@ from data_modules.transforms import create_transform
 logger = logging.getLogger(__name__)
 
 Samples = list[tuple[str, int]]
+
+
+class _StatefulLoader(Protocol):
+    """A training loader that saves and restores its position (torchdata's or litdata's)."""
+
+    num_workers: int
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
+
+
+_Loader = TypeVar("_Loader", bound=_StatefulLoader)
 
 
 class ZeroShotDataModule(LightningDataModule):
@@ -195,6 +215,8 @@ class ZeroShotDataModule(LightningDataModule):
         self.val_samples: Samples = []
         self.test_samples: list[Samples] = []
         self._is_set_up = False
+        self._train_loader: _StatefulLoader | None = None
+        self._train_loader_state: dict[str, Any] | None = None
 
     @property
     def _space(self) -> ClassSpace:
@@ -413,7 +435,7 @@ class ZeroShotDataModule(LightningDataModule):
             seed=self.seed,
             flip_labels=self.train_flip_labels() if self.hflip else None,
         )
-        return streaming_train_loader(
+        loader = streaming_train_loader(
             self.source,
             clips,
             batch_size=self.batch_size,
@@ -422,6 +444,7 @@ class ZeroShotDataModule(LightningDataModule):
             pin_memory=self.pin_memory,
             worker_init_fn=partial(seed_worker, seed=self.seed, rank=rank),
         )
+        return self._track_train_loader(loader)
 
     def train_flip_labels(self) -> list[int]:
         """For each training label, the label of its mirrored videos (-1: never flipped)."""
@@ -470,7 +493,12 @@ class ZeroShotDataModule(LightningDataModule):
         persist: bool,
         lazy: bool = False,
     ) -> DataLoader:
-        return (LazyIterDataLoader if lazy else DataLoader)(
+        options: dict[str, Any] = {}
+        if lazy:  # the training loader, resumable mid-epoch
+            # A snapshot at every batch: a restored loader never re-reads batches to get back
+            # to its position (the sampler skips their indices instead).
+            options["snapshot_every_n_steps"] = 1
+        loader = (LazyIterDataLoader if lazy else DataLoader)(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -485,22 +513,82 @@ class ZeroShotDataModule(LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),
             # Persistent workers are started once, not at every epoch.
             persistent_workers=persist and self.num_workers > 0,
+            **options,
         )
+        return self._track_train_loader(loader) if lazy else loader
+
+    def _track_train_loader(self, loader: _Loader) -> _Loader:
+        """Keeps the training loader for :meth:`state_dict`, restoring a checkpoint's position."""
+        self._train_loader = loader
+        if self._train_loader_state is not None:
+            self._restore_position(loader, self._train_loader_state)
+            self._train_loader_state = None
+        return loader
+
+    def _restore_position(self, loader: _StatefulLoader, state: dict[str, Any]) -> None:
+        # torchdata and litdata restore a position only with the number of workers it was
+        # taken with.
+        if state["num_workers"] != self.num_workers:
+            logger.warning(
+                "the checkpoint's training loader ran %d workers, this run %d: if it was taken "
+                "in the middle of an epoch, that epoch restarts its order (keep "
+                "data.num_workers to resume it exactly)",
+                state["num_workers"],
+                self.num_workers,
+            )
+            return
+        loader.load_state_dict(state["loader"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training loader's position, which Lightning keeps in every checkpoint.
+
+        Lightning saves a stateful training loader's state itself, but does not restore it
+        when ``configure_optimizers`` has asked for ``estimated_stepping_batches`` before
+        (Lightning-AI/pytorch-lightning#20550), as :func:`aurl.optim.planned_steps` does. The
+        datamodule's state is restored before the loader is built, so this one always is.
+        """
+        if self._train_loader is None:
+            return {}
+        loader = self._train_loader
+        return {"train_loader": {"loader": loader.state_dict(), "num_workers": loader.num_workers}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Keeps the training loader's position for the next ``train_dataloader``."""
+        self._train_loader_state = state_dict.get("train_loader")
 
 
-class LazyIterDataLoader(DataLoader):
-    """A DataLoader whose iterator starts (workers, first sampler indices) at the first batch.
+class LazyIterDataLoader(StatefulDataLoader):
+    """The training loader: resumable mid-epoch, and its iterator starts at the first batch.
+
+    A torchdata ``StatefulDataLoader``: its ``state_dict`` (which holds the
+    :class:`~data_modules.samplers.EpochShuffleSampler`'s, paired with the batches handed out)
+    goes into checkpoints, and a run resumed from one continues the epoch with the next batch;
+    the batches before it are skipped as indices, never read.
 
     A DataLoader with workers draws its sampler's indices as soon as ``iter()`` is called.
     Lightning calls it before it sets the epoch of the first epoch of a resumed fit (in
     ``FitLoop.setup_data``, also reached through ``Trainer.estimated_stepping_batches``), so that
     epoch would replay epoch 0's order and clips (Lightning >= 2.5.3,
     Lightning-AI/pytorch-lightning#21938). Started at the first ``next()``, the iterator sees
-    the epoch that ``set_epoch`` gave the sampler by then.
+    the epoch that ``set_epoch`` gave the sampler by then, and a restored position applies to
+    that epoch.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        with warnings.catch_warnings():
+            # torchdata 0.11 calls torch.set_vital, which torch deprecates: not ours to act on.
+            warnings.filterwarnings("ignore", "'set_vital' is deprecated", UserWarning)
+            super().__init__(*args, **kwargs)
 
     def __iter__(self) -> Iterator[Any]:
         return _LazyIterator(super().__iter__)
+
+    def state_dict(self) -> dict[str, Any]:
+        # Before the first batch there is no position to keep, and StatefulDataLoader would
+        # start an iterator (workers, indices) for its initial state before the epoch is set.
+        if self._iterator is None:
+            return {}
+        return super().state_dict()
 
 
 class _LazyIterator:

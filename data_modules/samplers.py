@@ -8,6 +8,7 @@ its own sampler into dataloaders whose sampler is not a ``DistributedSampler``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sized
+from typing import Any
 
 from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
@@ -20,6 +21,12 @@ class EpochShuffleSampler(DistributedSampler):
     reproducible. ``set_epoch`` is forwarded to the dataset when it has one, so per-item
     randomness (clip start, crop, flip) changes with the epoch too; Lightning calls
     ``set_epoch`` on the sampler at the start of every training epoch.
+
+    Resumable mid-epoch: ``state_dict`` records the epoch and how many indices the current
+    pass has yielded, and after ``load_state_dict`` the next pass of that same epoch skips
+    them (indices only: nothing is read). A pass of another epoch starts from its beginning,
+    so the state of a finished epoch never shortens the next one. ``StatefulDataLoader``
+    snapshots this state as it hands out indices and pairs it with the batches it yields.
 
     Args:
         dataset: the training dataset (only its length is used, plus ``set_epoch`` if present).
@@ -46,12 +53,48 @@ class EpochShuffleSampler(DistributedSampler):
             seed=seed,
             drop_last=drop_last,
         )
+        self._yielded = 0
+        self._resume: tuple[int, int] | None = None  # (epoch, indices to skip)
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
         set_dataset_epoch = getattr(self.dataset, "set_epoch", None)
         if callable(set_dataset_epoch):
             set_dataset_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(super().__iter__())
+        skip = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            skip = self._resume[1]
+        self._resume = None
+        self._yielded = skip
+        for index in indices[skip:]:
+            self._yielded += 1
+            yield index
+
+    def state_dict(self) -> dict[str, int]:
+        """``{"epoch", "yielded"}``: the epoch and the indices its current pass has yielded."""
+        return {"epoch": self.epoch, "yielded": self._yielded}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Makes the next pass skip the indices ``state_dict`` says were yielded, if it is a
+        pass of the same epoch.
+
+        Raises:
+            ValueError: the state lacks ``epoch`` or ``yielded``, or they are out of range.
+        """
+        epoch, yielded = state_dict.get("epoch"), state_dict.get("yielded")
+        if not isinstance(epoch, int) or not isinstance(yielded, int):
+            raise ValueError(
+                f"EpochShuffleSampler state needs integer 'epoch' and 'yielded', got {state_dict}"
+            )
+        if not 0 <= yielded <= self.num_samples:
+            raise ValueError(
+                f"EpochShuffleSampler state: yielded={yielded} outside [0, {self.num_samples}] "
+                "(a checkpoint of another dataset or number of ranks?)"
+            )
+        self._resume = (epoch, yielded)
 
 
 class DistributedEvalSampler(DistributedSampler):

@@ -1,14 +1,16 @@
 """Helpers of tests/test_reliability.py: a generated corpus of broken videos in a real Kinetics
 layout, a callback that records what each batch held, log capture that also sees DataLoader
-workers, and the DDP worker of the non-finite-loss test (``python -m tests.reliability_helpers
-ddp-nonfinite OUT_DIR``)."""
+workers, the DDP worker of the non-finite-loss test (``python -m tests.reliability_helpers
+ddp-nonfinite OUT_DIR``) and a callback that kills its own ``aurl fit`` mid-epoch."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
 import logging
+import os
 import re
+import signal
 import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -238,6 +240,27 @@ class Faults(L.Callback):
         step = trainer.global_step - 1
         if step in self.before:
             self.after[step] = _state_and_momentum(pl_module, trainer)
+
+
+class KillAfterStep(L.Callback):
+    """SIGKILLs its own process once, at the first training batch after ``step`` optimiser
+    steps: the checkpoints of step ``step`` are written by then (ModelCheckpoint saves at the
+    end of a batch), the next batch has not started.
+
+    Args:
+        step: the global step to die at.
+        marker: a file created just before dying; when it exists the callback does nothing,
+            so a run resumed with the same config lives.
+    """
+
+    def __init__(self, step: int, marker: str) -> None:
+        self.step = step
+        self.marker = Path(marker)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step and not self.marker.exists():
+            self.marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _state_and_momentum(module: L.LightningModule, trainer: L.Trainer) -> dict[str, torch.Tensor]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import signal
 import subprocess
@@ -575,6 +576,98 @@ def test_killed_training_resumes_from_the_last_epoch_to_the_same_result(tmp_path
         torch.load(r / "checkpoints" / "last.ckpt", weights_only=True) for r in (reference, victim)
     ]
     assert final[0]["global_step"] == final[1]["global_step"]
+    assert final[0]["state_dict"].keys() == final[1]["state_dict"].keys()
+    for name, value in final[0]["state_dict"].items():
+        other = final[1]["state_dict"][name]
+        if isinstance(value, dict):  # the class generator's random stream
+            value, other = value["rng_state"], other["rng_state"]
+        assert torch.equal(value, other), name
+
+
+# --- 3b. killed mid-epoch -----------------------------------------------------------------
+MID_EPOCH_EPOCHS = 3  # one more after the resumed epoch: it must be whole and the same
+MID_EPOCH_BATCH = 2  # batches of 2 make epochs of several steps
+CHECKPOINT_EVERY = 3  # steps between two last-in-epoch.ckpt
+KILL_STEP = 6  # a step inside epoch 1
+
+
+def _mid_epoch_overrides(path: Path, synthetic_root: Path, *callbacks: dict[str, Any]) -> Path:
+    """The kill-and-resume config of 3. with the house checkpoints ``last.ckpt`` and
+    ``last-in-epoch.ckpt`` (of experiments/defaults/callbacks.yaml), the latter written every
+    ``CHECKPOINT_EVERY`` steps instead of every 30 minutes, plus ``callbacks``."""
+    config = yaml.safe_load(_resume_overrides(path, synthetic_root).read_text())
+    house = cli_helpers.load_yaml(cli_helpers.EXPERIMENTS / "defaults" / "callbacks.yaml")
+    last = {c.get("init_args", {}).get("filename"): c for c in house}
+    in_epoch = last["last-in-epoch"]["init_args"]
+    in_epoch.update(every_n_train_steps=CHECKPOINT_EVERY, train_time_interval=None)
+    config["trainer"]["max_epochs"] = MID_EPOCH_EPOCHS
+    config["trainer"]["callbacks"][0:1] = [last["last"], last["last-in-epoch"]]
+    config["trainer"]["callbacks"] += callbacks
+    config["data"]["batch_size"] = MID_EPOCH_BATCH
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+def test_killed_mid_epoch_training_resumes_from_its_last_checkpoint_to_the_same_result(
+    tmp_path: Path,
+) -> None:
+    # Two persistent DataLoader workers, SIGKILL right after last-in-epoch.ckpt of step
+    # KILL_STEP was written; the resumed run continues that epoch with the next batch (the
+    # loader's position is in the checkpoint) and must end where an uninterrupted run ends:
+    # bit for bit on a CPU (torch.equal), as it computes the same steps on the same batches.
+    synthetic_root = tmp_path / "synthetic"
+    SyntheticActions(synthetic_root, **TINY_SYNTHETIC).prepare()
+    config = _mid_epoch_overrides(tmp_path / "tiny.yaml", synthetic_root)
+    killer = {
+        "class_path": "tests.reliability_helpers.KillAfterStep",
+        "init_args": {"step": KILL_STEP, "marker": str(tmp_path / "killed")},
+    }
+    victim_config = _mid_epoch_overrides(tmp_path / "victim.yaml", synthetic_root, killer)
+    # The killer lives in tests/, which the child imports from the repository.
+    python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = subprocess_env(AURL_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=python_path)
+    reference, victim = tmp_path / "reference", tmp_path / "victim"
+    started = [_start_fit(config, reference, env), _start_fit(victim_config, victim, env)]
+    uninterrupted, killed = started
+    try:
+        log = victim.parent / "victim.log"
+        assert killed.wait(timeout=240) == -signal.SIGKILL, log.read_text()[-4000:]
+        checkpoint = victim / "checkpoints" / "last-in-epoch.ckpt"
+        state = torch.load(checkpoint, weights_only=True)
+        assert state["global_step"] == KILL_STEP and state["epoch"] == 1
+        batches_done = state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]
+        assert state["ZeroShotDataModule"]["train_loader"]["loader"]  # the loader's position
+
+        # `last` picks the newer of last.ckpt (end of epoch 0) and last-in-epoch.ckpt.
+        started.append(_start_fit(victim_config, victim, env, "--ckpt_path", "last"))
+        _finish(started[-1], victim, timeout=240)
+        _finish(uninterrupted, reference, timeout=240)
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    expected, got = _metrics(reference, 0), _metrics(victim, 1)
+    # The resumed run starts with the batch after the checkpoint (its loss is logged at step
+    # KILL_STEP, before the optimiser step) and retraces the reference exactly: the same
+    # batches in the same order, the same dropout and class-generator draws.
+    expected_losses = {s: v for s, v in _train_losses(expected).items() if s >= KILL_STEP}
+    assert expected_losses and _train_losses(got) == expected_losses
+    assert per_epoch(got, "val/top1") == {
+        e: v for e, v in per_epoch(expected, "val/top1").items() if e >= 1
+    }
+    scores = _test_scores(expected)
+    assert scores and _test_scores(got) == scores
+    final = [
+        torch.load(r / "checkpoints" / "last.ckpt", weights_only=True) for r in (reference, victim)
+    ]
+    assert final[0]["global_step"] == final[1]["global_step"]
+    steps_per_epoch = final[0]["global_step"] // MID_EPOCH_EPOCHS
+    # The kill came in the middle of epoch 1.
+    assert 0 < batches_done["processed"] < steps_per_epoch
+    assert steps_per_epoch + batches_done["processed"] == KILL_STEP
     assert final[0]["state_dict"].keys() == final[1]["state_dict"].keys()
     for name, value in final[0]["state_dict"].items():
         other = final[1]["state_dict"][name]

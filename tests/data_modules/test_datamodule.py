@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections import defaultdict
@@ -15,6 +16,8 @@ from lightning.pytorch import LightningModule, Trainer, seed_everything
 from torch import nn
 
 from aurl.text_encoders import create_text_encoder
+from data_modules import datamodule as datamodule_module
+from data_modules.clip_dataset import VideoClipDataset
 from data_modules.datamodule import ZeroShotDataModule
 from data_modules.datasets import SyntheticActions, VideoFolder
 from data_modules.video_writer import write_video
@@ -396,3 +399,76 @@ def test_gzsl_calibration_set_is_validation_data_apart_from_every_other_set(
     ]
     # The GZSL test videos do not depend on whether calibration videos are held out.
     assert off.test_samples[1] == dm.test_samples[1]
+
+
+class _CountingClips(VideoClipDataset):
+    """The training dataset, counting the reads of each item (shared with the workers)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads = torch.zeros(len(self), dtype=torch.int64).share_memory_()
+
+    def __getitem__(self, index: int):
+        self.reads[index] += 1
+        return super().__getitem__(index)
+
+
+def _epoch_one_loader(folders, num_workers: int, state: dict | None = None):
+    """The training loader of a fresh datamodule (given ``state``), set to epoch 1."""
+    dm = _datamodule(folders, batch_size=3, num_workers=num_workers)
+    dm.setup("fit")
+    if state is not None:
+        dm.load_state_dict(state)
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(1)  # as Lightning does before the epoch's first batch
+    return dm, loader
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_training_loader_resumes_mid_epoch_without_reading_the_batches_before(
+    folders, monkeypatch: pytest.MonkeyPatch, num_workers: int
+) -> None:
+    monkeypatch.setattr(datamodule_module, "VideoClipDataset", _CountingClips)
+    _, reference = _epoch_one_loader(folders, num_workers)
+    expected = [batch["path"] for batch in reference]
+    assert len(expected) == 6  # 18 videos, batches of 3
+
+    dm, interrupted = _epoch_one_loader(folders, num_workers)
+    # No batch yet: no position to resume.
+    assert dm.state_dict() == {"train_loader": {"loader": {}, "num_workers": num_workers}}
+    batches = iter(interrupted)
+    assert [next(batches)["path"] for _ in range(2)] == expected[:2]
+    buffer = io.BytesIO()
+    torch.save(dm.state_dict(), buffer)  # as in a checkpoint, loaded with weights_only
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+
+    resumed_dm, resumed = _epoch_one_loader(folders, num_workers, state)
+    assert [batch["path"] for batch in resumed] == expected[2:]
+    # Only the remaining batches' videos were decoded, each once: the first two were skipped
+    # as indices.
+    reads = resumed.dataset.reads
+    assert int(reads.max()) == 1
+    read = sorted(resumed_dm.train_samples[i][0] for i in reads.nonzero().flatten().tolist())
+    assert read == sorted(p for batch in expected[2:] for p in batch)
+    # The state of a finished epoch (as at an epoch-end checkpoint: Lightning stops after the
+    # last batch, before the iterator's end) resumes the next one whole.
+    assert [next(batches)["path"] for _ in range(4)] == expected[2:]
+    reference.sampler.set_epoch(2)
+    next_epoch = [batch["path"] for batch in reference]
+    _, after_the_end = _epoch_one_loader(folders, num_workers, dm.state_dict())
+    after_the_end.sampler.set_epoch(2)
+    assert [batch["path"] for batch in after_the_end] == next_epoch
+
+
+def test_training_loader_with_other_workers_restarts_the_epoch_and_says_so(
+    folders, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, reference = _epoch_one_loader(folders, 0)
+    expected = [batch["path"] for batch in reference]
+    dm, interrupted = _epoch_one_loader(folders, 0)
+    next(iter(interrupted))
+    with caplog.at_level("WARNING", logger="data_modules.datamodule"):
+        _, resumed = _epoch_one_loader(folders, 1, dm.state_dict())
+    assert "ran 0 workers, this run 1" in caplog.text
+    assert [batch["path"] for batch in resumed] == expected

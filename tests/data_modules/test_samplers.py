@@ -94,6 +94,38 @@ def test_training_shards_reshuffle_per_epoch_and_reach_the_dataset() -> None:
     assert orders[1][0] == torch.randperm(20, generator=generator).tolist()[0::2]
 
 
+def test_training_sampler_resumes_its_epoch_where_the_state_was_taken() -> None:
+    sampler = EpochShuffleSampler(_Numbers(10), 2, 1, seed=3)
+    sampler.set_epoch(4)
+    order = list(sampler)
+    assert sampler.state_dict() == {"epoch": 4, "yielded": 5}
+    passing = iter(sampler)
+    assert [next(passing) for _ in range(2)] == order[:2]
+    state = sampler.state_dict()
+    assert state == {"epoch": 4, "yielded": 2}
+
+    resumed = EpochShuffleSampler(_Numbers(10), 2, 1, seed=3)
+    resumed.load_state_dict(state)
+    resumed.set_epoch(4)
+    assert list(resumed) == order[2:]
+    assert resumed.state_dict() == {"epoch": 4, "yielded": 5}
+    assert list(resumed) == order  # the skip applies to one pass only
+    # The state of a finished epoch does not shorten the next one.
+    later = EpochShuffleSampler(_Numbers(10), 2, 1, seed=3)
+    later.load_state_dict({"epoch": 4, "yielded": 5})
+    later.set_epoch(5)
+    fresh = EpochShuffleSampler(_Numbers(10), 2, 1, seed=3)
+    fresh.set_epoch(5)
+    assert list(later) == list(fresh) and len(list(fresh)) == 5
+
+
+@pytest.mark.parametrize("state", [{}, {"epoch": 0}, {"epoch": 0, "yielded": 6}])
+def test_training_sampler_rejects_a_state_it_cannot_resume(state: dict) -> None:
+    sampler = EpochShuffleSampler(_Numbers(10), 2, 0)
+    with pytest.raises(ValueError, match="EpochShuffleSampler state"):
+        sampler.load_state_dict(state)
+
+
 def test_two_ranks_read_every_video_once(tmp_path: Path) -> None:
     frames = np.zeros((8, 32, 32, 3), np.uint8)
     source = write_video(tmp_path / "src.mp4", frames, fps=8)

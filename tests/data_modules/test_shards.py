@@ -299,6 +299,9 @@ class _Probe(LightningModule):
         return self.layer(batch["video"].mean(dim=(2, 3, 4))).mean()  # (B, C) -> scalar
 
     def configure_optimizers(self):
+        # As AURLModule's schedule does: Lightning then builds the training loader before it
+        # loads a checkpoint, and restores no loader position itself (the datamodule does).
+        assert self.trainer.estimated_stepping_batches > 0
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 

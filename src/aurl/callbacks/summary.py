@@ -57,9 +57,11 @@ class RunSummary(L.Callback):
         if best is not None and best.best_model_path:
             lines.append(f"  best checkpoint: {best.best_model_path}")
         for callback in trainer.checkpoint_callbacks:
-            # The monitor-less checkpoint (filename "last") is the resume point.
+            # The first monitor-less checkpoint (filename "last", rewritten at every epoch end)
+            # holds the final state; the house's next one ("last-in-epoch") is older by then.
             if callback is not best and callback.monitor is None and callback.best_model_path:
                 lines.append(f"  last checkpoint: {callback.best_model_path}")
+                break
         plots = [cb for cb in trainer.callbacks if isinstance(cb, EmbeddingPlots)]
         if plots and plots[0].paths:
             lines.append(f"  plots: {plots[0].paths[0].parent}")
