@@ -117,6 +117,17 @@ def test_newer_last_checkpoint_wins_over_a_stale_hpc_checkpoint(tmp_path: Path) 
     assert ckpt_path(dry_run(tmp_path)) == f"{RUN}/checkpoints/last.ckpt"
 
 
+def test_newest_of_the_last_checkpoints_wins(tmp_path: Path) -> None:
+    # last-in-epoch.ckpt is written every 30 minutes of training, last.ckpt at epoch ends.
+    checkpoints = tmp_path / RUN / "checkpoints"
+    touch(tmp_path / RUN / "hpc_ckpt_1.ckpt", 1_000)
+    touch(checkpoints / "last.ckpt", 2_000)
+    touch(checkpoints / "last-in-epoch.ckpt", 3_000)
+    assert ckpt_path(dry_run(tmp_path)) == f"{RUN}/checkpoints/last-in-epoch.ckpt"
+    touch(checkpoints / "last.ckpt", 4_000)
+    assert ckpt_path(dry_run(tmp_path)) == f"{RUN}/checkpoints/last.ckpt"
+
+
 def test_run_folder_and_config_can_be_overridden(tmp_path: Path) -> None:
     touch(tmp_path / "runs" / "other" / "hpc_ckpt_3.ckpt", 1_000)
     command = dry_run(tmp_path, AURL_RUN_DIR="runs/other", AURL_CONFIG="experiments/x.yaml")
