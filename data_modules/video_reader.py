@@ -34,7 +34,7 @@ import av
 import av.error
 import numpy as np
 import torch
-from av.video.reformatter import Interpolation
+from av.video.reformatter import Interpolation, VideoReformatter
 
 logger = logging.getLogger(__name__)
 
@@ -141,19 +141,32 @@ def shape_frames(frames: torch.Tensor, plan: ResizeCrop | None) -> torch.Tensor:
     if plan is None:
         return frames
     plan.check()
+    scaler = _Scaler()
     scaled = [
-        _to_rgb(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24"), *plan[:2])
+        scaler.rgb(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24"), *plan[:2])
         for f in frames.numpy()
     ]
     return torch.from_numpy(np.ascontiguousarray(plan.cut(np.stack(scaled))))  # (T, s, s, 3)
 
 
-def _to_rgb(frame: av.VideoFrame, height: int, width: int) -> np.ndarray:
-    """One frame in RGB at ``height x width``: swscale converts and scales in one pass (at the
-    frame's own size the filter does not matter: the conversion is the same)."""
-    return frame.to_ndarray(  # (height, width, 3) uint8
-        format="rgb24", width=width, height=height, interpolation=INTERPOLATION
-    )
+class _Scaler:
+    """Converts frames to RGB at given sizes, swscale converting and scaling in one pass.
+
+    One reformatter per output size keeps its swscale context (filters, tables) from frame to
+    frame: ``VideoFrame.to_ndarray(width=..., height=...)`` builds a new one at every call,
+    which costs more than the scaling itself. One thread: DataLoader workers are the
+    parallelism. At a frame's own size the filter does not matter (same conversion).
+    """
+
+    def __init__(self) -> None:
+        self.reformatters: dict[tuple[int, int], VideoReformatter] = {}
+
+    def rgb(self, frame: av.VideoFrame, height: int, width: int) -> np.ndarray:
+        """``frame`` as uint8 RGB ``(height, width, 3)``."""
+        reformatter = self.reformatters.setdefault((height, width), VideoReformatter())
+        return reformatter.reformat(
+            frame, width, height, "rgb24", interpolation=INTERPOLATION, threads=1
+        ).to_ndarray()
 
 
 class VideoInfo(NamedTuple):
@@ -317,6 +330,7 @@ class _OpenVideo:
 
     def __init__(self, source: VideoSource, thread_type: str | None) -> None:
         self.thread_type = thread_type
+        self.scaler = _Scaler()
         self.data: bytes | None = None
         if isinstance(source, EncodedVideo):
             self.path = source.name
@@ -440,7 +454,7 @@ class _OpenVideo:
         last_index = -1
         try:
             for index, decoded in self._frames_from(wanted[0]):
-                frame = _RGB(decoded, self.stream.height, self.stream.width)
+                frame = _RGB(decoded, self.stream.height, self.stream.width, self.scaler)
                 # Wanted frames that this one jumps over (timestamp gaps) show the previous one;
                 # with no previous one (the file's first frame starts late) they show this one.
                 while j < len(wanted) and wanted[j] < index:
@@ -511,14 +525,15 @@ class _OpenVideo:
 class _RGB:
     """A decoded frame, converted to RGB once per size asked for."""
 
-    def __init__(self, frame: av.VideoFrame, height: int, width: int) -> None:
+    def __init__(self, frame: av.VideoFrame, height: int, width: int, scaler: _Scaler) -> None:
         self.frame = frame
         self.full = (height, width)
+        self.scaler = scaler
         self.arrays: dict[tuple[int, int] | None, np.ndarray] = {}
 
     def at(self, size: tuple[int, int] | None) -> np.ndarray:
         """RGB ``(H, W, 3)`` uint8 at ``size`` (height, width); None: the stream's size."""
         if size not in self.arrays:
             # A fixed full size keeps np.stack working if a stream changes resolution midway.
-            self.arrays[size] = _to_rgb(self.frame, *(self.full if size is None else size))
+            self.arrays[size] = self.scaler.rgb(self.frame, *(self.full if size is None else size))
         return self.arrays[size]
