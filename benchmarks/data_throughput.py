@@ -23,9 +23,21 @@ frames are compared with ours before timing. The readers run with one torch thre
 DataLoader workers: with more, pytorchvideo's ``torch.stack`` of the frames runs an OpenMP
 parallel region, which on a busy machine can cost more than the decoding (``--reader-threads``).
 
-Then the DataLoader's clips/s over a :class:`data_modules.clip_dataset.VideoClipDataset` (a random
-16-frame clip per item, resized to 112x112), with 0 and 2 workers, each pass in a fresh process
-so that its peak memory is its own.
+Then the DataLoader's clips/s (a random 16-frame training clip per item, 112x112, batches of
+8) with 0 and 2 workers, each pass in a fresh process so that its peak memory is its own, for
+three loaders over the same clips (:data:`LOADERS`):
+
+- ``resize_in_decode``: :class:`data_modules.clip_dataset.VideoClipDataset` with the ``"aurl"``
+  transform: each frame converted to RGB at 112x112 by FFmpeg's scaler, uint8 batches (the
+  normalisation runs on the device, after the copy; it is not timed here);
+- ``float_pipeline``: the loader before resize in decode
+  (:class:`benchmarks.readers.FloatPipelineDataset`): full-size RGB frames, float32 on the
+  host, torch's antialiased resize, normalisation;
+- ``raw_decode``: decoding only (:class:`benchmarks.readers.RawDecodeDataset`, full-size
+  frames, no resize), the limit of any loader of these files.
+
+Targets, per worker count: ``resize_in_decode`` >= 1.5x ``float_pipeline`` and >= 0.9x
+``raw_decode`` in clips/s after the first batch.
 
 Run: ``python -m benchmarks.data_throughput [--quick]``.
 """
@@ -48,7 +60,7 @@ from typing import Any
 import av
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import (
     CACHE_DIR,
@@ -64,7 +76,10 @@ from benchmarks.common import (
 )
 from benchmarks.readers import (
     Clip,
+    FloatPipelineDataset,
+    RawDecodeDataset,
     as_thwc_uint8,
+    collate_list,
     encoded_video_class,
     read_clip_pytorchvideo,
     read_clip_raw_pyav,
@@ -97,6 +112,17 @@ COMPARISONS = (
     ("ours", "pytorchvideo_audio", None),
     ("ours_slice", "raw_pyav_slice", None),
     ("ours_slice", "pytorchvideo", None),
+)
+# name: what it is
+LOADERS = {
+    "resize_in_decode": "VideoClipDataset: RGB at 112x112 from the scaler, uint8 batches",
+    "float_pipeline": "before resize in decode: full-size RGB, float32, torch resize, normalise",
+    "raw_decode": "decoding only: raw PyAV, full-size uint8 frames",
+}
+# (ours, theirs, target): DataLoader clips/s ratios, judged per worker count.
+LOADER_TARGETS = (
+    ("resize_in_decode", "float_pipeline", 1.5),
+    ("resize_in_decode", "raw_decode", 0.9),
 )
 PRESETS = {
     "quick": {
@@ -200,21 +226,36 @@ def bench_readers(
 
 
 # --- the DataLoader --------------------------------------------------------------------------
-def _dataloader_child(spec: dict[str, Any], num_workers: int, results: mp.Queue) -> None:
+def create_loader_dataset(spec: dict[str, Any], loader: str) -> Dataset:
+    """The dataset of one of :data:`LOADERS` over ``spec``'s paths (same seeds, same clips)."""
+    sampler = create_clip_sampler("random", CLIP_LEN)
+    if loader == "resize_in_decode":
+        return VideoClipDataset(
+            [(p, 0) for p in spec["paths"]],
+            ["video"],
+            sampler,
+            create_transform("aurl", train=True, size=spec["size"]),
+            seed=spec["seed"],
+        )
+    if loader == "float_pipeline":
+        return FloatPipelineDataset(spec["paths"], sampler, spec["size"], spec["seed"])
+    if loader == "raw_decode":
+        return RawDecodeDataset(spec["paths"], spec["num_frames"], sampler, spec["seed"])
+    raise KeyError(f"unknown loader {loader!r}; known: {', '.join(LOADERS)}")
+
+
+def _dataloader_child(
+    spec: dict[str, Any], loader_name: str, num_workers: int, results: mp.Queue
+) -> None:
     """One DataLoader pass in a fresh process; puts its timings and memory on ``results``."""
-    dataset = VideoClipDataset(
-        [(p, 0) for p in spec["paths"]],
-        ["video"],
-        create_clip_sampler("random", CLIP_LEN),
-        create_transform("aurl", train=True, size=spec["size"]),
-        seed=spec["seed"],
-    )
+    dataset = create_loader_dataset(spec, loader_name)
     rss_before, peak_before = current_rss_mib(), peak_rss_mib()
     loader = DataLoader(
         dataset,
         batch_size=spec["batch_size"],
         num_workers=num_workers,
-        collate_fn=collate_skip,
+        # Raw frames keep their videos' sizes (340x256, 640x272): a list, not a stacked batch.
+        collate_fn=collate_list if loader_name == "raw_decode" else collate_skip,
         # This process was spawned, which makes spawn its default; workers start the way they
         # do in a training process (the parent's default, fork on Linux).
         multiprocessing_context=spec["start_method"] if num_workers else None,
@@ -223,7 +264,7 @@ def _dataloader_child(spec: dict[str, Any], num_workers: int, results: mp.Queue)
     rss_max = rss_before  # the largest resident size seen after a batch
     start = time.perf_counter()
     for batch in loader:
-        clips += batch["video"].shape[0]
+        clips += len(batch["path"])
         if not first_clips:
             first, first_clips = time.perf_counter(), clips
         if rss_max is not None:
@@ -232,6 +273,7 @@ def _dataloader_child(spec: dict[str, Any], num_workers: int, results: mp.Queue)
     steady = clips - first_clips
     results.put(
         {
+            "loader": loader_name,
             "num_workers": num_workers,
             "clips": clips,
             "first_batch_s": first - start,
@@ -247,10 +289,10 @@ def _dataloader_child(spec: dict[str, Any], num_workers: int, results: mp.Queue)
     )
 
 
-def _run_dataloader(spec: dict[str, Any], num_workers: int) -> dict[str, Any]:
+def _run_dataloader(spec: dict[str, Any], loader: str, num_workers: int) -> dict[str, Any]:
     context = mp.get_context("spawn")
     results = context.Queue()
-    process = context.Process(target=_dataloader_child, args=(spec, num_workers, results))
+    process = context.Process(target=_dataloader_child, args=(spec, loader, num_workers, results))
     process.start()
     while True:
         try:
@@ -259,7 +301,8 @@ def _run_dataloader(spec: dict[str, Any], num_workers: int) -> dict[str, Any]:
         except queue.Empty:
             if not process.is_alive():
                 raise RuntimeError(
-                    f"the DataLoader benchmark process ({num_workers} workers) exited with code "
+                    f"the DataLoader benchmark process ({loader}, {num_workers} workers) exited "
+                    f"with code "
                     f"{process.exitcode}"
                 ) from None
     process.join()
@@ -274,34 +317,47 @@ def bench_dataloader(
     batch_size: int,
     size: int,
     seed: int,
+    loaders: Sequence[str] = tuple(LOADERS),
 ) -> dict[str, Any]:
-    """DataLoader passes over ``num_clips`` items cycling through ``paths``, per worker count.
+    """DataLoader passes over ``num_clips`` items cycling through ``paths``, per loader of
+    :data:`LOADERS` and worker count.
 
-    Each pass runs in its own spawned process, alternating worker counts between repeats.
+    Each pass runs in its own spawned process, alternating loaders and worker counts between
+    repeats.
 
     Returns:
-        ``params`` and ``runs``: worker count -> median clips/s (after the first batch and
-        with it) and first-batch latency; the largest over the repeats of the main process's
-        RSS after imports (``rss_before_mib``), after any batch (``rss_max_mib``), at its peak
-        (``peak_rss_main_mib``; ``peak_rss_main_before_mib`` before the loader was made) and
-        of a worker's peak (``peak_rss_worker_mib``); every
-        repeat's record under ``repeats``.
+        ``params``; ``runs``: loader -> worker count -> median clips/s (after the first batch
+        and with it) and first-batch latency; the largest over the repeats of the main
+        process's RSS after imports (``rss_before_mib``), after any batch (``rss_max_mib``), at
+        its peak (``peak_rss_main_mib``; ``peak_rss_main_before_mib`` before the loader was
+        made) and of a worker's peak (``peak_rss_worker_mib``); every repeat's record under
+        ``repeats``; and ``speedups``: ``"ours/theirs"`` -> worker count ->
+        :func:`benchmarks.common.speedup` of the clips/s after the first batch, for the pairs
+        of :data:`LOADER_TARGETS`.
     """
+    item_paths = [str(paths[k % len(paths)]) for k in range(num_clips)]
+    frame_counts = {p: probe_video(p).num_frames for p in set(item_paths)}
     spec = {
-        "paths": [str(paths[k % len(paths)]) for k in range(num_clips)],
+        "paths": item_paths,
+        "num_frames": [frame_counts[p] for p in item_paths],
         "batch_size": batch_size,
         "size": size,
         "seed": seed,
         "start_method": mp.get_start_method(),
     }
     passes = interleave(
-        {str(w): partial(_run_dataloader, spec, w) for w in workers},
+        {
+            f"{loader}/{w}": partial(_run_dataloader, spec, loader, w)
+            for loader in loaders
+            for w in workers
+        },
         repeats,
-        label="DataLoader workers",
+        label="DataLoader (loader/workers)",
     )
-    runs = {}
-    for w, records in passes.items():
-        runs[w] = {
+    runs: dict[str, dict[str, Any]] = {loader: {} for loader in loaders}
+    for key, records in passes.items():
+        loader, w = key.split("/")
+        runs[loader][w] = {
             "clips_per_s": summarize([r["clips_per_s"] for r in records])["median"],
             "clips_per_s_with_start": summarize([r["clips_per_s_with_start"] for r in records])[
                 "median"
@@ -314,15 +370,27 @@ def bench_dataloader(
             "peak_rss_worker_mib": _max_or_none(r["peak_rss_worker_mib"] for r in records),
             "repeats": records,
         }
+    speedups: dict[str, dict[str, dict[str, float]]] = {}
+    for ours, theirs, _ in LOADER_TARGETS:
+        if ours in runs and theirs in runs:
+            # Seconds per clip of each repeat, so that speedup() pairs them like durations.
+            speedups[f"{ours}/{theirs}"] = {
+                str(w): speedup(
+                    [1 / r["clips_per_s"] for r in passes[f"{ours}/{w}"]],
+                    [1 / r["clips_per_s"] for r in passes[f"{theirs}/{w}"]],
+                )
+                for w in workers
+            }
     params = {
         "clips": num_clips,
         "batch_size": batch_size,
         "clip_len": CLIP_LEN,
         "size": size,
         "transform": "aurl (resize)",
-        "decoder_threads": "PyAV default (VideoClipDataset thread_type=None)",
+        "decoder_threads": "PyAV default (thread_type=None in every loader)",
+        "loaders": {loader: LOADERS[loader] for loader in loaders},
     }
-    return {"params": params, "runs": runs}
+    return {"params": params, "runs": runs, "speedups": speedups}
 
 
 def _max_or_none(values: Iterable[float | None]) -> float | None:
@@ -409,6 +477,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         args.size,
         args.seed,
     )
+    for ours, theirs, target in LOADER_TARGETS:
+        for w, ratio in dataloader["speedups"][f"{ours}/{theirs}"].items():
+            targets.append(
+                {
+                    "source": f"DataLoader, {w} workers",
+                    "comparison": f"{ours}/{theirs}",
+                    "ratio": ratio["best"],
+                    "paired_median": ratio["paired_median"],
+                    "target": target,
+                    "passed": ratio["best"] >= target,
+                }
+            )
     results = {
         "machine": machine,
         "params": {
@@ -494,6 +574,7 @@ def _markdown(results: dict[str, Any]) -> list[tuple[str, str]]:
     p = loader["params"]
     rows = [
         [
+            name,
             w,
             r["clips_per_s"],
             r["clips_per_s_with_start"],
@@ -503,17 +584,21 @@ def _markdown(results: dict[str, Any]) -> list[tuple[str, str]]:
             f"{r['peak_rss_main_mib']:.0f} ({r['peak_rss_main_before_mib']:.0f} before)",
             r["peak_rss_worker_mib"],
         ]
-        for w, r in loader["runs"].items()
+        for name, runs in loader["runs"].items()
+        for w, r in runs.items()
     ]
+    loaders = "; ".join(f"{name}: {what}" for name, what in p["loaders"].items())
     note = (
-        f"VideoClipDataset, {p['clips']} random {p['clip_len']}-frame clips resized to "
-        f"{p['size']}x{p['size']}, batch {p['batch_size']}, decoder threads: "
-        f"{p['decoder_threads']}; each pass in a fresh process. RSS in MiB: the main process "
-        "after imports, its largest after any batch, its lifetime peak (ru_maxrss; in brackets "
-        "the peak before the loader was made, a start-up transient), and the largest worker's "
-        "peak, which counts pages shared with the main process (fork).\n\n"
+        f"{p['clips']} random {p['clip_len']}-frame clips at {p['size']}x{p['size']} (the same "
+        f"clips for every loader), batch {p['batch_size']}, decoder threads: "
+        f"{p['decoder_threads']}; loaders: {loaders}. Each pass in a fresh process. RSS in "
+        "MiB: the main process after imports, its largest after any batch, its lifetime peak "
+        "(ru_maxrss; in brackets the peak before the loader was made, a start-up transient), "
+        "and the largest worker's peak, which counts pages shared with the main process "
+        "(fork).\n\n"
     )
     headers = [
+        "loader",
         "workers",
         "clips/s (after 1st batch)",
         "clips/s (whole pass)",

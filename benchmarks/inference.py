@@ -178,17 +178,19 @@ def bench_classifier(
         return time.perf_counter() - start
 
     def evaluation_path() -> float:
+        transform = create_transform(prep.transform, train=False, size=prep.size)
         dataset = VideoClipDataset(
             samples,
             names,
             create_clip_sampler("uniform", prep.clip_len, 1, prep.frame_stride),
-            create_transform(prep.transform, train=False, size=prep.size),
+            transform,
         )
         loader = DataLoader(dataset, batch_size, num_workers=workers, collate_fn=collate_skip)
         start = time.perf_counter()
         with torch.no_grad():
             for batch in loader:
-                F.normalize(classifier.visual_tower(batch["video"]), dim=-1)  # (B, D)
+                video = transform.to_model_input(batch["video"])  # (B, C, T, H, W)
+                F.normalize(classifier.visual_tower(video), dim=-1)  # (B, D)
         return time.perf_counter() - start
 
     times = interleave(

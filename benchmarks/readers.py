@@ -1,14 +1,20 @@
-"""The readers our clip reader is timed against: raw PyAV (the limit) and pytorchvideo.
+"""The readers our clip reader is timed against: raw PyAV (the limit) and pytorchvideo; and the
+loaders the DataLoader benchmark compares ours with.
 
-Each reads one :class:`Clip` and returns its frames; :func:`as_thwc_uint8` puts any reader's
-output in one layout so that their frames can be compared with ours.
+Each reader reads one :class:`Clip` and returns its frames; :func:`as_thwc_uint8` puts any
+reader's output in one layout so that their frames can be compared with ours. The loaders are
+datasets over the same items as :class:`~data_modules.clip_dataset.VideoClipDataset`:
+:class:`FloatPipelineDataset` is the loader before resize in decode (full-size RGB frames,
+float32 on the host, torch's antialiased resize, normalisation), kept here as the reference;
+:class:`RawDecodeDataset` only decodes frames, the limit of any loader of these files.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,8 +23,12 @@ from typing import Any
 import av
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 from aurl.optional import import_optional
+from data_modules.transforms import KINETICS_MEAN, KINETICS_STD
+from data_modules.video_reader import read_sampled_clips
 
 
 @dataclass(frozen=True)
@@ -108,3 +118,109 @@ def as_thwc_uint8(frames: Any) -> np.ndarray:
     if isinstance(frames, torch.Tensor) and frames.is_floating_point():
         return frames.permute(1, 2, 3, 0).round().to(torch.uint8).numpy()
     return np.asarray(frames)
+
+
+# --- loaders ---------------------------------------------------------------------------------
+def float_pipeline_resize(
+    video: torch.Tensor,
+    size: int,
+    mean: Sequence[float] = KINETICS_MEAN,
+    std: Sequence[float] = KINETICS_STD,
+) -> torch.Tensor:
+    """The ``"aurl"`` transform before resize in decode, on the host: uint8 ``(T, H, W, 3)`` ->
+    float32 ``(C, T, size, size)``, converted at full size, resized (bilinear, antialiased) and
+    normalised."""
+    video = video.permute(3, 0, 1, 2).float().div_(255.0)  # (C, T, H, W)
+    if video.shape[-2:] != (size, size):
+        frames = video.permute(1, 0, 2, 3)  # (T, C, H, W): frames as the batch
+        frames = F.interpolate(
+            frames, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+        video = frames.permute(1, 0, 2, 3).contiguous()  # (C, T, size, size)
+    mean_t = torch.tensor(mean, dtype=video.dtype).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
+    std_t = torch.tensor(std, dtype=video.dtype).view(-1, 1, 1, 1)  # (C, 1, 1, 1)
+    return (video - mean_t) / std_t
+
+
+def item_rng(seed: int, index: int, epoch: int = 0) -> random.Random:
+    """Item ``index``'s generator, seeded as ``VideoClipDataset.item_seed`` seeds it."""
+    state = np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)
+    return random.Random(int(state[0]))
+
+
+class FloatPipelineDataset(Dataset):
+    """The loader before resize in decode: one clip per item, full-size RGB frames from
+    :func:`~data_modules.video_reader.read_sampled_clips`, then :func:`float_pipeline_resize`
+    on the host. Items ``{"video": float32 (C, T, size, size), "label", "path"}``, the same
+    clips as a ``VideoClipDataset`` with the same ``seed`` and clip sampler.
+
+    Args:
+        paths: one video per item.
+        clip_sampler: ``(num_frames, rng) -> [ClipInfo]`` (one clip).
+        size: output side.
+        seed: base seed of the per-item generators.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        clip_sampler: Callable[[int, random.Random], Sequence[Any]],
+        size: int,
+        seed: int,
+    ) -> None:
+        self.paths = list(paths)
+        self.clip_sampler = clip_sampler
+        self.size = size
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = item_rng(self.seed, index)
+        (frames,) = read_sampled_clips(
+            self.paths[index],
+            lambda info: [c.frame_indices for c in self.clip_sampler(info.num_frames, rng)],
+            None,
+        )
+        video = float_pipeline_resize(frames, self.size)  # (C, T, size, size)
+        return {"video": video, "label": 0, "path": self.paths[index]}
+
+
+class RawDecodeDataset(Dataset):
+    """Decoding only: one clip per item read by :func:`read_clip_raw_pyav` (full-size uint8
+    ``(T, H, W, 3)``, no resize), the same clips as a ``VideoClipDataset`` with the same
+    ``seed`` and clip sampler.
+
+    Args:
+        paths: one video per item.
+        num_frames: each item's frame count (probed beforehand, outside the timing).
+        clip_sampler: ``(num_frames, rng) -> [ClipInfo]`` (one clip).
+        seed: base seed of the per-item generators.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        num_frames: Sequence[int],
+        clip_sampler: Callable[[int, random.Random], Sequence[Any]],
+        seed: int,
+    ) -> None:
+        self.paths = list(paths)
+        self.num_frames = list(num_frames)
+        self.clip_sampler = clip_sampler
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = item_rng(self.seed, index)
+        (clip,) = self.clip_sampler(self.num_frames[index], rng)
+        frames = read_clip_raw_pyav(self.paths[index], list(clip.frame_indices), None)
+        return {"video": torch.from_numpy(frames), "label": 0, "path": self.paths[index]}
+
+
+def collate_list(items: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Items as lists per key, unstacked (frames of different sizes; see RawDecodeDataset)."""
+    return {key: [item[key] for item in items] for key in items[0]}

@@ -1,4 +1,4 @@
-"""VideoClipDataset: catalog samples in, decoded and transformed clips out; and its collate."""
+"""VideoClipDataset: catalog samples in, decoded and shaped uint8 clips out; and its collate."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
+from data_modules.transforms import VideoTransform
 from data_modules.video_reader import VideoDecodeError, VideoSource, read_sampled_clips
 
 logger = logging.getLogger(__name__)
@@ -24,11 +25,13 @@ class VideoClipDataset(Dataset):
     """Reads clips of listed videos: items ``{"video", "label", "class_name", "path"}``.
 
     Each item opens its file (inside the DataLoader worker), probes the frame count, asks the
-    clip sampler for K clips and decodes them. ``video`` is float ``(C, T, H, W)`` for K = 1 and
-    ``(K, C, T, H, W)`` otherwise. Randomness (clip start, crop, flip) comes from a generator
-    seeded by ``(seed, epoch, index)``: a run is reproducible whatever the number of workers,
-    items differ between workers and ranks, and ``set_epoch`` changes them every epoch (the
-    epoch lives in shared memory, so persistent workers see it too).
+    clip sampler for K clips and the transform for each clip's plan, and decodes them at the
+    planned size (:func:`load_item`). ``video`` is uint8 ``(T, H, W, 3)`` for K = 1 and
+    ``(K, T, H, W, 3)`` otherwise; :func:`~data_modules.transforms.to_model_input` makes the
+    model's float input of a batch on the device. Randomness (clip start, crop, flip) comes
+    from a generator seeded by ``(seed, epoch, index)``: a run is reproducible whatever the
+    number of workers, items differ between workers and ranks, and ``set_epoch`` changes them
+    every epoch (the epoch lives in shared memory, so persistent workers see it too).
 
     A video that cannot be decoded gives ``None`` after a warning naming the file and the
     reason; :func:`collate_skip` drops it and reports its path in the batch's ``"skipped"``. The
@@ -40,8 +43,8 @@ class VideoClipDataset(Dataset):
         samples: ``(path, label)`` pairs.
         class_names: names that labels index (``item["class_name"]``).
         clip_sampler: ``(num_frames, rng: random.Random) -> list[ClipInfo]``.
-        transform: ``(uint8 (T, H, W, 3), rng: random.Random) -> float (C, T, H, W)``, e.g.
-            ``data_modules.transforms.create_transform``.
+        transform: plans each clip's scale, crop and flip (``transform.plan(height, width,
+            rng)``), e.g. ``data_modules.transforms.create_transform(...)``.
         seed: base seed of the per-item generators.
         thread_type: decoder threading for ``read_sampled_clips`` (None: one thread; DataLoader
             workers supply the parallelism).
@@ -56,7 +59,7 @@ class VideoClipDataset(Dataset):
         samples: Sequence[tuple[str, int]],
         class_names: Sequence[str],
         clip_sampler: Callable[[int, random.Random], Sequence[Any]],
-        transform: Callable[[Tensor, random.Random], Tensor],
+        transform: VideoTransform,
         seed: int = 0,
         thread_type: str | None = None,
         flip_labels: Sequence[int] | None = None,
@@ -113,21 +116,19 @@ class VideoClipDataset(Dataset):
         """Item ``index`` read from ``source``: its file, or its bytes held in memory (e.g. a
         litdata shard item); the clips, transform and randomness are those of ``self[index]``."""
         path, label = self._path(index), int(self._labels[index])
-        # One generator per item drives the clip starts, then the crop and flip.
-        rng = random.Random(self.item_seed(index))
         try:
-            frames = read_sampled_clips(
+            video, label = load_item(
                 source,
-                lambda info: [c.frame_indices for c in self.clip_sampler(info.num_frames, rng)],
+                label,
+                random.Random(self.item_seed(index)),
+                self.clip_sampler,
+                self.transform,
+                self.flip_labels,
                 self.thread_type,
             )
         except VideoDecodeError as error:
             self._skip(index, path, error.reason)
             return None
-        videos = [self.transform(clip, rng) for clip in frames]  # K x (C, T, H, W)
-        video = videos[0] if len(videos) == 1 else torch.stack(videos)  # (K, C, T, H, W)
-        if self.flip_labels is not None and rng.random() < 0.5 and self.flip_labels[label] >= 0:
-            video, label = video.flip(-1), self.flip_labels[label]  # mirrored W axis
         return {
             "video": video,
             "label": label,
@@ -152,6 +153,49 @@ class VideoClipDataset(Dataset):
             logger.warning("skipping unreadable video %s: %s", path, reason)
 
 
+def load_item(
+    source: VideoSource,
+    label: int,
+    rng: random.Random,
+    clip_sampler: Callable[[int, random.Random], Sequence[Any]],
+    transform: VideoTransform,
+    flip_labels: Sequence[int] | None = None,
+    thread_type: str | None = None,
+) -> tuple[Tensor, int]:
+    """Reads one item's clips: sampled, planned and decoded at the planned size, maybe mirrored.
+
+    ``rng`` draws, in this order: the clip starts (``clip_sampler``), each clip's crop and flip
+    (``transform.plan``), then the item's mirror (with ``flip_labels``); this is the order of
+    the float pipeline this replaces, so a seed gives the same frames, boxes and flips.
+
+    Args:
+        source: the video file, or its bytes (:class:`~data_modules.video_reader.EncodedVideo`).
+        label: the item's label.
+        rng: the item's random generator.
+        clip_sampler: ``(num_frames, rng) -> list[ClipInfo]`` (K clips).
+        transform: plans each clip (``transform.plan(height, width, rng)``).
+        flip_labels: mirror labels as in :class:`VideoClipDataset`; None: never mirrored.
+        thread_type: decoder threading (None: one thread).
+
+    Returns:
+        uint8 ``(T, size, size, 3)`` for K = 1, else ``(K, T, size, size, 3)``, and the label
+        (the mirrored class's when the item was mirrored).
+
+    Raises:
+        VideoDecodeError: the video cannot be read.
+    """
+    frames = read_sampled_clips(
+        source,
+        lambda info: [c.frame_indices for c in clip_sampler(info.num_frames, rng)],
+        thread_type,
+        plan_clip=lambda info: transform.plan(info.height, info.width, rng),
+    )
+    video = frames[0] if len(frames) == 1 else torch.stack(frames)  # (K, T, H, W, 3)
+    if flip_labels is not None and rng.random() < 0.5 and flip_labels[label] >= 0:
+        video, label = video.flip(-2), flip_labels[label]  # mirrored W axis
+    return video, label
+
+
 class _Items(list):
     """A fetched batch that also carries the paths of its skipped items."""
 
@@ -162,11 +206,11 @@ def collate_skip(batch: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
     """Collates dataset items, dropping the ``None`` of unreadable videos.
 
     Returns:
-        The default-collated dict (``video`` (B, C, T, H, W) or (B, K, C, T, H, W), ``label``
-        (B,) long, ``class_name`` and ``path`` lists) plus ``skipped``: the paths of the dropped
-        items (``"<unknown>"`` for items that did not come through
+        The default-collated dict (``video`` uint8 (B, T, H, W, 3) or (B, K, T, H, W, 3),
+        ``label`` (B,) long, ``class_name`` and ``path`` lists) plus ``skipped``: the paths of
+        the dropped items (``"<unknown>"`` for items that did not come through
         ``VideoClipDataset.__getitems__``). When every item was dropped, ``video`` is an empty
-        tensor (``video.shape[0] == 0``) and ``label`` an empty long tensor.
+        uint8 tensor of shape ``(0,)`` and ``label`` an empty long tensor.
     """
     skipped = list(getattr(batch, "skipped", []))
     num_none = sum(item is None for item in batch)
@@ -174,7 +218,7 @@ def collate_skip(batch: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
     items = [item for item in batch if item is not None]
     if not items:
         return {
-            "video": torch.empty(0),
+            "video": torch.empty(0, dtype=torch.uint8),
             "label": torch.empty(0, dtype=torch.long),
             "class_name": [],
             "path": [],

@@ -202,6 +202,9 @@ class ZeroShotDataModule(LightningDataModule):
         self.transform = transform
         self.hflip = hflip
         self.size = size
+        # Batches leave the loaders uint8; this transform's mean and std normalise them on the
+        # device (on_after_batch_transfer). Building it here also checks the name early.
+        self._eval_transform = create_transform(transform, train=False, size=size)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -393,6 +396,14 @@ class ZeroShotDataModule(LightningDataModule):
                 "gzsl" if eval_set.seen_mask is not None else self.protocol,
                 f" ({sum(eval_set.seen_mask)} seen)" if eval_set.seen_mask is not None else "",
             )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Turns a moved batch's uint8 clips ``(B, [K,] T, H, W, 3)`` into the model's float
+        input ``(B, [K,] C, T, H, W)``, normalised on the device: a quarter of float32's bytes
+        cross to it. Lightning calls this hook of the datamodule in every stage."""
+        if isinstance(batch, dict) and "video" in batch:
+            batch["video"] = self._eval_transform.to_model_input(batch["video"])
+        return batch
 
     # --- dataloaders -------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:

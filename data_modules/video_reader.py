@@ -12,6 +12,12 @@ constant-rate stream that is exactly its decode-order count (frame 0 is the firs
 the stream's ``start_time``), so clips agree with a plain decode of every frame. For variable
 timestamps it gives the frame on screen at time ``index / fps``: the first frame whose index
 rounds to the wanted one, else (a gap in the timestamps) the frame before it.
+
+Frames come out full size, or shaped by a per-clip :class:`ResizeCrop` (what a transform's
+``plan`` gives): FFmpeg's scaler (swscale) converts each decoded frame to RGB directly at the
+planned size, then a uint8 window is cut and mirrored. This is cheaper than converting the full
+frame and resizing floats, and keeps batches uint8 (normalisation happens on the device, see
+:func:`data_modules.transforms.to_model_input`). The scaler's filter is :data:`INTERPOLATION`.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import av
 import av.error
 import numpy as np
 import torch
+from av.video.reformatter import Interpolation, VideoReformatter
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +44,13 @@ _SEEK_BACKOFF_S = (0.0, 2.0, 10.0)
 # In read_clips, wanted frames closer than this are reached by decoding through the gap rather
 # than by a new seek: a seek re-decodes from a keyframe, and real footage has one every 1-10 s.
 _DECODE_THROUGH_S = 1.0
+
+INTERPOLATION = Interpolation.BILINEAR
+"""swscale's filter for planned sizes. Its bilinear filter widens with the shrink factor, so it
+averages every source pixel like ``F.interpolate(..., antialias=True)``, the host-side resize it
+replaced: on RGB frames the two differ by 0.25-0.9 grey levels on average, swscale's area
+filter by 0.25-1.9 (textured and generated frames, 16-128 px; see
+``tests/data_modules/test_video_reader.py``)."""
 
 
 class VideoDecodeError(RuntimeError):
@@ -67,6 +81,92 @@ class EncodedVideo(NamedTuple):
 
 VideoSource = str | Path | EncodedVideo
 """Where a video is read from: a file path, or an :class:`EncodedVideo` in memory."""
+
+
+class ResizeCrop(NamedTuple):
+    """How to shape one clip's frames: scale, then cut a square window, then maybe mirror.
+
+    Every frame of the clip is scaled as a whole to ``height x width`` (aspect ratio as
+    planned), then the ``size x size`` window at ``(top, left)`` is kept, mirrored left-right
+    when ``flip``. Transforms compute one per clip (``VideoTransform.plan``) before decoding.
+
+    Attributes:
+        height: scaled frame height.
+        width: scaled frame width.
+        top: first row of the window in the scaled frame.
+        left: first column of the window in the scaled frame.
+        size: window height and width.
+        flip: mirror the window left-right.
+    """
+
+    height: int
+    width: int
+    top: int
+    left: int
+    size: int
+    flip: bool = False
+
+    def check(self) -> None:
+        """Raises ValueError if the window does not lie inside the scaled frame."""
+        if (
+            min(self.height, self.width, self.size) < 1
+            or self.top < 0
+            or self.left < 0
+            or self.top + self.size > self.height
+            or self.left + self.size > self.width
+        ):
+            raise ValueError(f"{self}: the window is not inside the scaled frame")
+
+    def cut(self, frames: np.ndarray) -> np.ndarray:
+        """The window (mirrored when ``flip``) of scaled frames ``(..., height, width, 3)``."""
+        window = frames[..., self.top : self.top + self.size, self.left : self.left + self.size, :]
+        return window[..., ::-1, :] if self.flip else window  # (..., size, size, 3)
+
+
+def shape_frames(frames: torch.Tensor, plan: ResizeCrop | None) -> torch.Tensor:
+    """Applies a :class:`ResizeCrop` to frames held in memory, with the reader's scaler.
+
+    Args:
+        frames: uint8 RGB ``(T, H, W, 3)``.
+        plan: the scale and window; None returns ``frames`` as they are.
+
+    Returns:
+        uint8 ``(T, size, size, 3)`` (contiguous), or ``frames`` when ``plan`` is None.
+
+    Raises:
+        ValueError: ``frames`` is not uint8 ``(T, H, W, 3)`` or the plan's window is outside.
+    """
+    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    if plan is None:
+        return frames
+    plan.check()
+    scaler = _Scaler()
+    scaled = [
+        scaler.rgb(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24"), *plan[:2])
+        for f in frames.numpy()
+    ]
+    return torch.from_numpy(np.ascontiguousarray(plan.cut(np.stack(scaled))))  # (T, s, s, 3)
+
+
+class _Scaler:
+    """Converts frames to RGB at given sizes, swscale converting and scaling in one pass.
+
+    One reformatter per output size keeps its swscale context (filters, tables) from frame to
+    frame: ``VideoFrame.to_ndarray(width=..., height=...)`` builds a new one at every call,
+    which costs more than the scaling itself. One thread: DataLoader workers are the
+    parallelism. At a frame's own size the filter does not matter (same conversion).
+    """
+
+    def __init__(self) -> None:
+        self.reformatters: dict[tuple[int, int], VideoReformatter] = {}
+
+    def rgb(self, frame: av.VideoFrame, height: int, width: int) -> np.ndarray:
+        """``frame`` as uint8 RGB ``(height, width, 3)``."""
+        reformatter = self.reformatters.setdefault((height, width), VideoReformatter())
+        return reformatter.reformat(
+            frame, width, height, "rgb24", interpolation=INTERPOLATION, threads=1
+        ).to_ndarray()
 
 
 class VideoInfo(NamedTuple):
@@ -114,6 +214,7 @@ def read_clip(
     frame_indices: Sequence[int],
     thread_type: str | None = "AUTO",
     tail_tolerance: int = 2,
+    plan: ResizeCrop | None = None,
 ) -> torch.Tensor:
     """Decodes the frames at ``frame_indices`` of one video.
 
@@ -126,15 +227,18 @@ def read_clip(
             repeat the last frame (pad by repetition), because container frame counts can
             overstate the real count by a frame or two. Asking further raises, since the file
             is then truncated (or the index is wrong).
+        plan: scale and window of the frames (:class:`ResizeCrop`); None: full size.
 
     Returns:
-        uint8 RGB frames ``(T, H, W, 3)``, ``T = len(frame_indices)``, in the order asked.
+        uint8 RGB frames ``(T, H, W, 3)`` (``(T, size, size, 3)`` with a plan),
+        ``T = len(frame_indices)``, in the order asked.
 
     Raises:
-        ValueError: an index is negative or ``frame_indices`` is empty.
+        ValueError: an index is negative, ``frame_indices`` is empty or the plan's window is
+            not inside its scaled frame.
         VideoDecodeError: the file is missing, empty, not a video, truncated or corrupt.
     """
-    return read_clips(path, [frame_indices], thread_type, tail_tolerance)[0]
+    return read_clips(path, [frame_indices], thread_type, tail_tolerance, [plan])[0]
 
 
 def read_clips(
@@ -142,6 +246,7 @@ def read_clips(
     clips: Sequence[Sequence[int]],
     thread_type: str | None = "AUTO",
     tail_tolerance: int = 2,
+    plans: Sequence[ResizeCrop | None] | None = None,
 ) -> list[torch.Tensor]:
     """Decodes several clips of one video, opening it once and decoding each frame once.
 
@@ -154,16 +259,19 @@ def read_clips(
         clips: one index sequence per clip (see :func:`read_clip`).
         thread_type: decoder threading, as in :func:`read_clip`.
         tail_tolerance: frames past the end that repeat the last frame, as in :func:`read_clip`.
+        plans: one :class:`ResizeCrop` (or None: full size) per clip; None: all full size. A
+            frame shared by clips is decoded once and scaled once per distinct scaled size.
 
     Returns:
-        One uint8 tensor ``(T_k, H, W, 3)`` per clip.
+        One uint8 tensor ``(T_k, H, W, 3)`` (``(T_k, size, size, 3)`` with a plan) per clip.
 
     Raises:
-        ValueError: an index is negative or a clip is empty.
+        ValueError: an index is negative, a clip is empty, ``plans`` has another length than
+            ``clips`` or a plan's window is not inside its scaled frame.
         VideoDecodeError: the file is missing, empty, not a video, truncated or corrupt.
     """
     with _OpenVideo(path, thread_type) as video:
-        return video.decode_clips(clips, tail_tolerance)
+        return video.decode_clips(clips, tail_tolerance, plans)
 
 
 def read_sampled_clips(
@@ -171,11 +279,15 @@ def read_sampled_clips(
     choose_clips: Callable[[VideoInfo], Sequence[Sequence[int]]],
     thread_type: str | None = "AUTO",
     tail_tolerance: int = 2,
+    plan_clip: Callable[[VideoInfo], ResizeCrop | None] | None = None,
 ) -> list[torch.Tensor]:
     """Probes a video and decodes the clips that ``choose_clips`` picks, opening the file once.
 
     The same as ``read_clips(path, choose_clips(probe_video(path)))`` without the second open:
-    the way to read clips whose frame indices depend on the video's length or rate.
+    the way to read clips whose frame indices depend on the video's length or rate. With
+    ``plan_clip``, each clip is shaped by ``plan_clip(info)``, called once per clip in order
+    after ``choose_clips`` (so a shared random generator draws the clips first, then each
+    clip's crop and flip).
 
     Args:
         path: the video file, or its bytes (:class:`EncodedVideo`).
@@ -183,17 +295,23 @@ def read_sampled_clips(
             :func:`read_clip`), e.g. a clip sampler's frame indices for ``info.num_frames``.
         thread_type: decoder threading, as in :func:`read_clip`.
         tail_tolerance: frames past the end that repeat the last frame, as in :func:`read_clip`.
+        plan_clip: maps the video's :class:`VideoInfo` to a clip's :class:`ResizeCrop` (e.g. a
+            transform's ``plan``); None: full-size frames.
 
     Returns:
-        One uint8 tensor ``(T_k, H, W, 3)`` per chosen clip.
+        One uint8 tensor ``(T_k, H, W, 3)`` (``(T_k, size, size, 3)`` with a plan) per clip.
 
     Raises:
-        ValueError: a chosen index is negative or a chosen clip is empty.
+        ValueError: a chosen index is negative, a chosen clip is empty or a plan's window is
+            not inside its scaled frame.
         VideoDecodeError: the file is missing, empty, not a video, has no frames, or is
             truncated or corrupt.
     """
     with _OpenVideo(path, thread_type) as video:
-        return video.decode_clips(choose_clips(video.probe()), tail_tolerance)
+        info = video.probe()
+        clips = choose_clips(info)
+        plans = None if plan_clip is None else [plan_clip(info) for _ in clips]
+        return video.decode_clips(clips, tail_tolerance, plans)
 
 
 def _split_runs(indices: list[int], max_gap: int) -> list[list[int]]:
@@ -212,6 +330,7 @@ class _OpenVideo:
 
     def __init__(self, source: VideoSource, thread_type: str | None) -> None:
         self.thread_type = thread_type
+        self.scaler = _Scaler()
         self.data: bytes | None = None
         if isinstance(source, EncodedVideo):
             self.path = source.name
@@ -278,53 +397,78 @@ class _OpenVideo:
         return VideoInfo(num_frames, fps, self.stream.height, self.stream.width, duration)
 
     def decode_clips(
-        self, clips: Sequence[Sequence[int]], tail_tolerance: int
+        self,
+        clips: Sequence[Sequence[int]],
+        tail_tolerance: int,
+        plans: Sequence[ResizeCrop | None] | None = None,
     ) -> list[torch.Tensor]:
         """Decodes each frame of the clips once, one seek per run of nearby frames."""
-        for clip in clips:
+        if plans is None:
+            plans = [None] * len(clips)
+        if len(plans) != len(clips):
+            raise ValueError(f"{len(plans)} plans for {len(clips)} clips of {self.path}")
+        for clip, plan in zip(clips, plans, strict=True):
             if len(clip) == 0:
                 raise ValueError(f"empty frame index list for {self.path}")
             if min(clip) < 0:
                 raise ValueError(f"negative frame index {min(clip)} for {self.path}")
-        wanted = sorted({int(i) for clip in clips for i in clip})
+            if plan is not None:
+                plan.check()
+        # The RGB sizes each frame is needed at (None: full size).
+        sizes: dict[int, set[tuple[int, int] | None]] = {}
+        for clip, plan in zip(clips, plans, strict=True):
+            size = None if plan is None else (plan.height, plan.width)
+            for i in clip:
+                sizes.setdefault(int(i), set()).add(size)
+        wanted = sorted(sizes)
         max_gap = max(1, round(self.fps * _DECODE_THROUGH_S))
-        frames: dict[int, np.ndarray] = {}
+        frames: dict[tuple[int, tuple[int, int] | None], np.ndarray] = {}
         for run in _split_runs(wanted, max_gap):
-            frames.update(self.decode_run(run, tail_tolerance))
-        return [  # (T_k, H, W, 3) uint8 each
-            torch.from_numpy(np.stack([frames[int(i)] for i in clip])) for clip in clips
-        ]
+            frames.update(self.decode_run(run, sizes, tail_tolerance))
+        out = []
+        for clip, plan in zip(clips, plans, strict=True):
+            if plan is None:
+                out.append(np.stack([frames[int(i), None] for i in clip]))  # (T, H, W, 3)
+            else:
+                scaled = (plan.height, plan.width)
+                window = [plan.cut(frames[int(i), scaled]) for i in clip]
+                out.append(np.stack(window))  # (T, size, size, 3)
+        return [torch.from_numpy(clip) for clip in out]  # (T_k, H, W, 3) uint8 each
 
-    def decode_run(self, wanted: list[int], tail_tolerance: int) -> dict[int, np.ndarray]:
-        """Decodes the sorted, unique frame indices ``wanted`` in one forward pass."""
-        out: dict[int, np.ndarray] = {}
+    def decode_run(
+        self,
+        wanted: list[int],
+        sizes: dict[int, set[tuple[int, int] | None]],
+        tail_tolerance: int,
+    ) -> dict[tuple[int, tuple[int, int] | None], np.ndarray]:
+        """Decodes the sorted, unique frame indices ``wanted`` in one forward pass, each in RGB
+        at its ``sizes`` (None: full size); keys are ``(index, size)``."""
+        out: dict[tuple[int, tuple[int, int] | None], np.ndarray] = {}
+
+        def keep(index: int, frame: _RGB) -> None:
+            for size in sizes[index]:
+                out[index, size] = frame.at(size)
+
         j = 0
-        prev_frame: av.VideoFrame | None = None
-        prev_array: np.ndarray | None = None
+        prev: _RGB | None = None
         last_index = -1
         try:
-            for index, frame in self._frames_from(wanted[0]):
-                array: np.ndarray | None = None
+            for index, decoded in self._frames_from(wanted[0]):
+                frame = _RGB(decoded, self.stream.height, self.stream.width, self.scaler)
                 # Wanted frames that this one jumps over (timestamp gaps) show the previous one;
                 # with no previous one (the file's first frame starts late) they show this one.
                 while j < len(wanted) and wanted[j] < index:
-                    if prev_frame is None:
-                        array = self._rgb(frame) if array is None else array
-                        out[wanted[j]] = array
-                    else:
-                        prev_array = self._rgb(prev_frame) if prev_array is None else prev_array
-                        out[wanted[j]] = prev_array
+                    keep(wanted[j], frame if prev is None else prev)
                     j += 1
                 if j < len(wanted) and wanted[j] == index:
-                    array = self._rgb(frame) if array is None else array
-                    out[wanted[j]] = array
+                    keep(wanted[j], frame)
                     j += 1
                 if j == len(wanted):
                     return out
-                prev_frame, prev_array, last_index = frame, array, index
+                prev, last_index = frame, index
         except av.error.FFmpegError as error:
             raise VideoDecodeError(self.path, f"decoding failed: {error}") from error
-        if prev_frame is None:
+        if prev is None:
             raise VideoDecodeError(self.path, f"no frame decoded at or after frame {wanted[0]}")
         if wanted[-1] - last_index > tail_tolerance:
             raise VideoDecodeError(
@@ -334,8 +478,8 @@ class _OpenVideo:
                 f"{self.stream.frames or 'absent'})",
             )
         logger.debug("%s: frames %s repeat the last frame %d", self.path, wanted[j:], last_index)
-        prev_array = self._rgb(prev_frame) if prev_array is None else prev_array
-        out.update(dict.fromkeys(wanted[j:], prev_array))
+        for index in wanted[j:]:
+            keep(index, prev)
         return out
 
     def _frames_from(self, first: int) -> Iterator[tuple[int, av.VideoFrame]]:
@@ -377,8 +521,19 @@ class _OpenVideo:
             yield index, frame
             previous = index
 
-    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        # A fixed output size keeps np.stack working if a stream changes resolution midway.
-        return frame.to_ndarray(  # (H, W, 3) uint8
-            format="rgb24", width=self.stream.width, height=self.stream.height
-        )
+
+class _RGB:
+    """A decoded frame, converted to RGB once per size asked for."""
+
+    def __init__(self, frame: av.VideoFrame, height: int, width: int, scaler: _Scaler) -> None:
+        self.frame = frame
+        self.full = (height, width)
+        self.scaler = scaler
+        self.arrays: dict[tuple[int, int] | None, np.ndarray] = {}
+
+    def at(self, size: tuple[int, int] | None) -> np.ndarray:
+        """RGB ``(H, W, 3)`` uint8 at ``size`` (height, width); None: the stream's size."""
+        if size not in self.arrays:
+            # A fixed full size keeps np.stack working if a stream changes resolution midway.
+            self.arrays[size] = self.scaler.rgb(self.frame, *(self.full if size is None else size))
+        return self.arrays[size]

@@ -382,7 +382,11 @@ class ZeroShotClassifier:
         num_workers: int = 0,
         progress: bool = True,
     ) -> EncodedVideos:
-        """Embeds videos, read and transformed by a DataLoader in batches.
+        """Embeds videos, read and shaped by a DataLoader in batches, normalised on the device.
+
+        Files are decoded at the transform's planned size (as in training); frames given as
+        tensors are scaled from their RGB values by the same scaler, so they can differ from
+        their file's clip by a grey level or two (the file scales from its YUV planes).
 
         Args:
             videos: file paths, or uint8 tensors ``(T, H, W, 3)`` of decoded frames.
@@ -412,7 +416,8 @@ class ZeroShotClassifier:
                 for index, reason in batch["errors"]:
                     errors[index] = reason
                 if batch["index"]:
-                    video = batch["video"].to(self.device, non_blocking=True)
+                    video = batch["video"].to(self.device, non_blocking=True)  # uint8
+                    video = dataset.transform.to_model_input(video)  # (B, [K,] C, T, H, W)
                     emb = F.normalize(self.visual_tower(video), dim=-1)  # (B, D)
                     embeddings[batch["index"]] = emb.float().cpu()
                 bar.update(len(batch["index"]) + len(batch["errors"]))
@@ -514,7 +519,8 @@ class LazyTextEncoder(TextEncoder):
 
 
 class _VideoInputs(Dataset):
-    """Items ``(index, clips (C, T, H, W) or (K, C, T, H, W))`` or ``(index, error reason)``."""
+    """Items ``(index, uint8 clips (T, H, W, 3) or (K, T, H, W, 3))`` or ``(index, error
+    reason)``."""
 
     def __init__(
         self, videos: list[VideoInput], preprocessing: Preprocessing, num_clips: int
@@ -542,25 +548,29 @@ class _VideoInputs(Dataset):
                 return index, f"expected uint8 frames (T, H, W, 3), got {video.dtype} " + str(
                     tuple(video.shape)
                 )
-            frames = [video[list(c.frame_indices)] for c in self.sampler(video.shape[0])]
+            clips = [
+                self.transform(video[list(c.frame_indices)]) for c in self.sampler(video.shape[0])
+            ]  # K x (T, H, W, 3)
         else:
             try:
-                frames = read_sampled_clips(
+                clips = read_sampled_clips(
                     video,
                     lambda info: [c.frame_indices for c in self.sampler(info.num_frames)],
                     None,  # one decoder thread: the workers are the parallelism
+                    plan_clip=lambda info: self.transform.plan(info.height, info.width),
                 )
             except VideoDecodeError as error:
                 return index, error.reason
-        clips = [self.transform(clip) for clip in frames]  # K x (C, T, H, W)
-        return index, clips[0] if len(clips) == 1 else torch.stack(clips)  # (K, C, T, H, W)
+        return index, clips[0] if len(clips) == 1 else torch.stack(clips)  # (K, T, H, W, 3)
 
 
 def _collate(items: list[tuple[int, Tensor | str]]) -> dict[str, Any]:
     good = [(i, clip) for i, clip in items if isinstance(clip, Tensor)]
     return {
         "index": [i for i, _ in good],
-        "video": torch.stack([clip for _, clip in good]) if good else torch.empty(0),
+        "video": (  # (B, [K,] T, H, W, 3) uint8
+            torch.stack([clip for _, clip in good]) if good else torch.empty(0, dtype=torch.uint8)
+        ),
         "errors": [(i, reason) for i, reason in items if isinstance(reason, str)],
     }
 

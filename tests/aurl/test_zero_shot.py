@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from aurl.module import AURLModule
 from aurl.zero_shot import Preprocessing, ZeroShotClassifier
 from data_modules.transforms import create_transform
-from data_modules.video_reader import read_clip
+from data_modules.video_reader import probe_video, read_clip
 from tests.tiny import TINY_PREPROCESSING, write_cli_checkpoint, write_colour_videos
 
 NAMES = ["red square", "green circle", "blue triangle", "yellow square"]
@@ -31,11 +31,13 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def module_embeddings(module: AURLModule, path: Path) -> torch.Tensor:
-    """The module's own embedding of a video's first clip (frames 0-3), ``(D,)``."""
+    """The module's own embedding of a video's first clip (frames 0-3), ``(D,)``, read as the
+    datamodule's evaluation loader reads it and normalised as its batch hook does."""
     transform = create_transform("aurl", train=False, size=TINY_PREPROCESSING["size"])
-    clip = transform(read_clip(path, [0, 1, 2, 3]))  # (C, T, H, W)
+    info = probe_video(path)
+    clip = read_clip(path, [0, 1, 2, 3], plan=transform.plan(info.height, info.width))
     with torch.no_grad():
-        return module.embed_videos(clip[None])[0]
+        return module.embed_videos(transform.to_model_input(clip[None]))[0]
 
 
 def test_classify_from_a_checkpoint_matches_the_module(
@@ -70,12 +72,20 @@ def test_probabilities_of_all_classes_sum_to_one(
         assert result.scores == sorted(result.scores, reverse=True)
 
 
-def test_frames_given_as_a_tensor_equal_the_file(
+def test_frames_given_as_a_tensor_are_shaped_like_the_file(
     trained: tuple[Path, AURLModule], videos: list[Path]
 ) -> None:
-    classifier = ZeroShotClassifier.from_checkpoint(trained[0])
+    checkpoint, module = trained
+    classifier = ZeroShotClassifier.from_checkpoint(checkpoint)
     frames = read_clip(videos[0], list(range(6)))  # (T, H, W, 3) uint8
     encoded = classifier.encode_videos([frames, videos[0]], progress=False)
+    transform = create_transform("aurl", train=False, size=TINY_PREPROCESSING["size"])
+    clip = transform(frames[:4])  # (4, 16, 16, 3): the uniform clip of 6 frames, frames 0-3
+    with torch.no_grad():
+        expected = module.embed_videos(transform.to_model_input(clip[None]))[0]
+    assert torch.allclose(encoded.embeddings[0], expected, atol=1e-5)
+    # These videos are at the model's size: no resampling, so the file gives the same pixels.
+    # (At other sizes tensors are scaled from RGB, files from YUV: test_video_reader bounds it.)
     assert torch.allclose(encoded.embeddings[0], encoded.embeddings[1])
     (result,) = classifier.classify([frames], NAMES, progress=False)
     assert result.video == "<tensor 0>"

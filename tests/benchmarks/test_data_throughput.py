@@ -43,11 +43,18 @@ def test_data_throughput_smoke_run_writes_results(tmp_path: Path) -> None:
         ("kinetics_like", "ours/pytorchvideo"),
         ("bikes", "ours/raw_pyav"),
         ("bikes", "ours/pytorchvideo"),
+        ("DataLoader, 0 workers", "resize_in_decode/float_pipeline"),
+        ("DataLoader, 2 workers", "resize_in_decode/float_pipeline"),
+        ("DataLoader, 0 workers", "resize_in_decode/raw_decode"),
+        ("DataLoader, 2 workers", "resize_in_decode/raw_decode"),
     ]
     for target in record["targets"]:
         assert target["passed"] == (target["ratio"] >= target["target"])
     runs = record["dataloader"]["runs"]
-    assert set(runs) == {"0", "2"}
-    assert runs["0"]["peak_rss_worker_mib"] is None and runs["2"]["peak_rss_worker_mib"] > 0
-    assert all(r["repeats"][0]["clips"] == 4 and r["clips_per_s"] > 0 for r in runs.values())
+    assert set(runs) == set(data_throughput.LOADERS)
+    for loader in runs.values():
+        assert set(loader) == {"0", "2"}
+        assert loader["0"]["peak_rss_worker_mib"] is None
+        assert loader["2"]["peak_rss_worker_mib"] > 0
+        assert all(r["repeats"][0]["clips"] == 4 and r["clips_per_s"] > 0 for r in loader.values())
     assert results["targets"] == record["targets"]

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data_modules.transforms import KINETICS_MEAN, KINETICS_STD
 from data_modules.video_writer import write_video
 
 NUM_FRAMES = 8
@@ -35,6 +34,6 @@ def place(source: Path, path: Path) -> str:
 
 
 def frame_index(video: torch.Tensor) -> list[int]:
-    """Recovers the ramp frame index of every frame of a normalised (C, T, H, W) clip."""
-    level = (video[0, :, 16, 16] * KINETICS_STD[0] + KINETICS_MEAN[0]) * 255  # (T,)
+    """Recovers the ramp frame index of every frame of a uint8 (T, H, W, 3) clip."""
+    level = video[:, video.shape[1] // 2, video.shape[2] // 2, 0].float()  # (T,)
     return [round(v / LEVEL_STEP) for v in level.tolist()]

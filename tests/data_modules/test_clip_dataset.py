@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ from torch.utils.data import DataLoader
 
 from data_modules.clip_dataset import VideoClipDataset, collate_skip
 from data_modules.clip_sampling import create_clip_sampler
-from data_modules.transforms import create_transform
+from data_modules.transforms import ShortSideCropTransform, create_transform
+from data_modules.video_reader import ResizeCrop
 from data_modules.video_writer import write_video
 from tests.data_modules.ramp import NUM_FRAMES, frame_index, place
 from tests.tiny import write_audio_only
@@ -33,14 +35,23 @@ def test_items_have_contract_shapes(tmp_path: Path, ramp_videos) -> None:
     samples = [(place(ramp_videos["mp4"], tmp_path / f"{i}.mp4"), i % 2) for i in range(3)]
     dataset = _dataset(samples, ["a", "b"])
     item = dataset[1]
-    assert item["video"].shape == (3, 4, 32, 32) and item["video"].dtype == torch.float32
+    # uint8 clips, already at the transform's size: the device normalises them.
+    assert item["video"].shape == (4, 32, 32, 3) and item["video"].dtype == torch.uint8
     assert item["label"] == 1 and item["class_name"] == "b" and item["path"] == samples[1][0]
     multi = _dataset(samples, ["a", "b"], sampler="uniform", num_clips=2)[0]["video"]
-    assert multi.shape == (2, 3, 4, 32, 32)
+    assert multi.shape == (2, 4, 32, 32, 3)
     # Uniform clips of an 8-frame video: segments start at frames 0 and 4.
     assert [frame_index(clip) for clip in multi] == [[0, 1, 2, 3], [4, 5, 6, 7]]
     batch = collate_skip([dataset[0], dataset[2]])
-    assert batch["video"].shape == (2, 3, 4, 32, 32) and batch["label"].tolist() == [0, 0]
+    assert batch["video"].shape == (2, 4, 32, 32, 3) and batch["label"].tolist() == [0, 0]
+    assert batch["video"].dtype == torch.uint8
+    small = VideoClipDataset(
+        samples,
+        ["a", "b"],
+        create_clip_sampler("uniform", clip_len=4),
+        create_transform("e2e", train=False, size=16, short_side=20),
+    )[0]["video"]
+    assert small.shape == (4, 16, 16, 3) and frame_index(small) == [0, 1, 2, 3]
     assert batch["skipped"] == [] and batch["class_name"] == ["a", "a"]
 
 
@@ -73,6 +84,54 @@ def test_randomness_depends_on_seed_epoch_and_index_only(tmp_path: Path, ramp_vi
     for epoch, expected in enumerate(epochs):
         persistent.set_epoch(epoch)
         assert [frame_index(v)[0] for b in loader for v in b["video"]] == expected
+
+
+class _RecordingE2E(ShortSideCropTransform):
+    """The real E2E transform, keeping every plan it gives (items read in this process)."""
+
+    def __init__(self) -> None:
+        super().__init__(train=True, size=16, short_side=20)
+        self.plans: list[ResizeCrop] = []
+
+    def _plan(self, height: int, width: int, rng: random.Random) -> ResizeCrop:
+        self.plans.append(super()._plan(height, width, rng))
+        return self.plans[-1]
+
+
+def test_frames_crops_and_flips_are_those_of_the_float_pipeline(
+    tmp_path: Path, ramp_videos
+) -> None:
+    # The float pipeline drew, from each item's generator: the clip starts, then per clip the
+    # crop (row, column) and flip of E2E's random crop, then the item's mirror. Written out
+    # here, it predicts the frames, windows and mirrors of the planned pipeline.
+    samples = [(place(ramp_videos["mp4"], tmp_path / f"{i}.mp4"), i % 2) for i in range(12)]
+    sampler = create_clip_sampler("random", clip_len=4, num_clips=2)
+    transform = _RecordingE2E()
+    seen_clips, seen_crops, seen_mirrors = set(), set(), set()
+    for seed, epoch in [(0, 0), (0, 1), (7, 0), (7, 3)]:
+        dataset = VideoClipDataset(
+            samples, ["a", "b"], sampler, transform, seed=seed, flip_labels=[1, 0]
+        )
+        dataset.set_epoch(epoch)
+        for index, (_, label) in enumerate(samples):
+            rng = random.Random(dataset.item_seed(index))
+            clips = [c.frame_indices for c in sampler(NUM_FRAMES, rng)]
+            crops = []
+            for _ in clips:  # 32x32 frames, short side 20: 20x20, windows of 16
+                top, left = rng.randint(0, 20 - 16), rng.randint(0, 20 - 16)
+                crops.append(ResizeCrop(20, 20, top, left, 16, rng.random() < 0.5))
+            mirrored = rng.random() < 0.5
+            transform.plans.clear()
+            item = dataset[index]
+            assert [frame_index(clip) for clip in item["video"]] == [list(c) for c in clips]
+            assert transform.plans == crops
+            assert item["label"] == (1 - label if mirrored else label)
+            seen_clips.add(tuple(clips[0]))
+            seen_crops.update(crops)
+            seen_mirrors.add(mirrored)
+    # The draws vary: 48 items agreeing by chance would prove nothing.
+    assert len(seen_clips) > 2 and len(seen_crops) > 20 and seen_mirrors == {True, False}
+    assert {c.flip for c in seen_crops} == {True, False}
 
 
 def test_corrupt_videos_are_skipped_once_and_counted(tmp_path: Path, ramp_videos, caplog) -> None:
@@ -155,8 +214,8 @@ def test_all_bad_batch_collates_to_an_empty_batch(tmp_path: Path) -> None:
     zero.write_bytes(b"")
     dataset = _dataset([(str(zero), 0)] * 2, ["a"], sampler="uniform")
     (batch,) = list(DataLoader(dataset, batch_size=2, collate_fn=collate_skip))
-    assert batch["video"].shape[0] == 0 and batch["label"].shape == (0,)
-    assert batch["label"].dtype == torch.long
+    assert batch["video"].shape == (0,) and batch["video"].dtype == torch.uint8
+    assert batch["label"].shape == (0,) and batch["label"].dtype == torch.long
     assert batch["skipped"] == [str(zero)] * 2 and batch["path"] == []
     # A plain list of items (no __getitems__) still counts its skips.
     assert collate_skip([None, None])["skipped"] == ["<unknown>", "<unknown>"]
@@ -193,7 +252,7 @@ def test_flips_mirror_the_clip_and_take_the_mirrored_label(tmp_path: Path) -> No
         if torch.equal(item["video"], reference["video"]):
             assert item["label"] == label
         else:
-            assert torch.equal(item["video"], reference["video"].flip(-1))
+            assert torch.equal(item["video"], reference["video"].flip(-2))  # (T, H, W, 3)
             assert item["label"] == [1, 0, 2][label] and item["class_name"] == names[item["label"]]
             flipped += 1
     assert 0 < flipped < len(samples)

@@ -17,9 +17,10 @@ from torch import nn
 
 from aurl.text_encoders import create_text_encoder
 from data_modules import datamodule as datamodule_module
-from data_modules.clip_dataset import VideoClipDataset
+from data_modules.clip_dataset import VideoClipDataset, collate_skip
 from data_modules.datamodule import ZeroShotDataModule
 from data_modules.datasets import SyntheticActions, VideoFolder
+from data_modules.transforms import KINETICS_MEAN, KINETICS_STD, to_model_input
 from data_modules.video_writer import write_video
 
 SOURCE_CLASSES = [
@@ -102,7 +103,9 @@ def test_class_lists_and_batch_shapes(folders) -> None:
     ]
 
     batch = next(iter(dm.train_dataloader()))
-    assert batch["video"].shape == (4, 3, 4, 32, 32) and batch["label"].dtype == torch.long
+    # uint8 clips cross to the device: a quarter of float32's bytes.
+    assert batch["video"].shape == (4, 4, 32, 32, 3) and batch["video"].dtype == torch.uint8
+    assert batch["label"].dtype == torch.long
     for path, label, name in zip(batch["path"], batch["label"], batch["class_name"], strict=True):
         assert _folder_class(path) == dm.class_space.train_classes[label] == name
     assert batch["skipped"] == []
@@ -118,7 +121,7 @@ def test_class_lists_and_batch_shapes(folders) -> None:
         for i in range(3)
     )
     for b in val_batches:
-        assert b["video"].shape[1:] == (3, 4, 32, 32)
+        assert b["video"].shape[1:] == (4, 32, 32, 3)
         assert [dm.class_space.val_classes[y] for y in b["label"]] == [
             _folder_class(p) for p in b["path"]
         ]
@@ -133,7 +136,13 @@ def test_class_lists_and_batch_shapes(folders) -> None:
         assert [TARGET_CLASSES[i] for i in split] == [raw[i] for i in np.random.permutation(5)[:2]]
     (loader,) = dm.test_dataloader()
     test_batches = list(loader)
-    assert test_batches[0]["video"].shape == (3, 2, 3, 4, 32, 32)
+    assert test_batches[0]["video"].shape == (3, 2, 4, 32, 32, 3)
+    # On the device, the datamodule's hook makes the model's normalised float input.
+    moved = dm.on_after_batch_transfer(dict(test_batches[0]), 0)["video"]
+    assert moved.shape == (3, 2, 3, 4, 32, 32) and moved.dtype == torch.float32
+    assert torch.equal(
+        moved, to_model_input(test_batches[0]["video"], KINETICS_MEAN, KINETICS_STD)
+    )
     assert sum(len(b["path"]) for b in test_batches) == 11
     for b in test_batches:
         names = [TARGET_CLASSES[y] for y in b["label"]]
@@ -256,7 +265,7 @@ def test_gzsl_on_synthetic(tmp_path: Path) -> None:
     for path, label in gzsl_samples:
         assert _folder_class(path) == gzsl.class_names[label]
     batch = next(iter(dm.test_dataloader()[1]))
-    assert batch["video"].shape == (2, 3, 4, 32, 32)
+    assert batch["video"].shape == (2, 4, 32, 32, 3)
     # Flips: a "moving left" class takes its "moving right" twin's label where that is a
     # training class (there is none in this vocabulary: never flipped); "growing" is its own.
     assert dm.train_dataloader().dataset.flip_labels is None
@@ -289,13 +298,16 @@ class _Probe(LightningModule):
         self.layer = nn.Linear(3, 1)
         self.train_paths: dict[int, list[str]] = defaultdict(list)
         self.val_paths: dict[int, list[str]] = defaultdict(list)
+        self.inputs: set[tuple[torch.dtype, tuple[int, ...]]] = set()
 
     def training_step(self, batch, batch_idx):
         self.train_paths[self.current_epoch] += batch["path"]
+        self.inputs.add((batch["video"].dtype, tuple(batch["video"].shape[1:])))
         return self.layer(batch["video"].mean(dim=(2, 3, 4))).mean()
 
     def validation_step(self, batch, batch_idx):
         self.val_paths[self.current_epoch] += batch["path"]
+        self.inputs.add((batch["video"].dtype, tuple(batch["video"].shape[1:])))
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
@@ -323,6 +335,16 @@ def test_lightning_fit_reshuffles_and_validates(folders) -> None:
     assert trainer.train_dataloader.dataset.epoch == 1
     val_set = sorted(p for p, _ in dm.val_samples)
     assert sorted(probe.val_paths[0]) == sorted(probe.val_paths[1]) == val_set
+    # Lightning called the datamodule's on_after_batch_transfer: the steps got floats.
+    assert probe.inputs == {(torch.float32, (3, 4, 32, 32))}
+
+
+def test_empty_batches_stay_empty_on_the_device(folders) -> None:
+    dm = _datamodule(folders)
+    empty = collate_skip([None, None])
+    moved = dm.on_after_batch_transfer(empty, 0)
+    assert moved["video"].shape == (0,) and moved["video"].dtype == torch.float32
+    assert moved["label"].shape == (0,) and moved["skipped"] == ["<unknown>"] * 2
 
 
 def _ddp_worker(rank: int, world: int, folders: dict[str, str], out: str) -> None:
