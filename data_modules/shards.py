@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -342,20 +343,27 @@ def _optimize(
 ) -> None:
     from litdata import optimize
 
-    optimize(
-        fn,
-        inputs,
-        output_dir=output,
-        num_workers=max(1, min(num_workers, len(inputs))),
-        chunk_bytes=chunk_bytes,
-        # Item order = input order: contiguous slices per worker, merged by rank.
-        keep_data_ordered=True,
-        reorder_files=False,
-        mode="overwrite" if overwrite else None,
-        storage_options=dict(storage_options or {}),
-        start_method=start_method,
-        verbose=verbose,
-    )
+    # litdata sets the process's default start method (spawn unless given) and leaves it so:
+    # every later DataLoader of this process would then spawn its workers (seconds each, the
+    # modules imported anew). It is put back afterwards.
+    previous = multiprocessing.get_start_method(allow_none=True)
+    try:
+        optimize(
+            fn,
+            inputs,
+            output_dir=output,
+            num_workers=max(1, min(num_workers, len(inputs))),
+            chunk_bytes=chunk_bytes,
+            # Item order = input order: contiguous slices per worker, merged by rank.
+            keep_data_ordered=True,
+            reorder_files=False,
+            mode="overwrite" if overwrite else None,
+            storage_options=dict(storage_options or {}),
+            start_method=start_method,
+            verbose=verbose,
+        )
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
 
 
 def _count_items(output: str, storage_options: dict[str, Any] | None) -> int:

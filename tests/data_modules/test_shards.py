@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -462,6 +463,19 @@ def test_existing_shards_are_kept_unless_overwritten(shard_world, tmp_path) -> N
         write_shards([(samples[0][0], 6)], CLASSES, tmp_path / "bad")
     with pytest.raises(ValueError, match="not inside root"):
         write_shards(samples, CLASSES, tmp_path / "bad", root=shard_world["target"])
+
+
+def test_writing_leaves_the_process_start_method_alone(shard_world, tmp_path) -> None:
+    # litdata's optimize sets the default start method for good; later DataLoaders of the
+    # process would start their workers that way (spawn: seconds each).
+    samples = VideoFolder(shard_world["source"]).samples[:1]
+    before = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("forkserver", force=True)
+    try:
+        write_shards(samples, CLASSES, tmp_path / "out", start_method="fork")
+        assert multiprocessing.get_start_method(allow_none=True) == "forkserver"
+    finally:
+        multiprocessing.set_start_method(before, force=True)
 
 
 def test_item_order_holds_with_more_than_ten_chunks_per_worker(shard_world, tmp_path) -> None:
