@@ -47,11 +47,13 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing as mp
+import os
 import queue
 import random
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
@@ -74,6 +76,7 @@ from benchmarks.common import (
     speedup,
     summarize,
 )
+from benchmarks.prepared import prepare_sources, write_item_shards
 from benchmarks.readers import (
     Clip,
     FloatPipelineDataset,
@@ -87,6 +90,9 @@ from benchmarks.readers import (
 from benchmarks.videos import bikes_path, keyframe_indices, kinetics_like_videos
 from data_modules.clip_dataset import VideoClipDataset, collate_skip
 from data_modules.clip_sampling import create_clip_sampler
+from data_modules.datasets import StreamingShards
+from data_modules.prepare import PrepareSettings
+from data_modules.streaming import streaming_train_loader
 from data_modules.transforms import create_transform
 from data_modules.video_reader import probe_video, read_clip
 
@@ -118,12 +124,21 @@ LOADERS = {
     "resize_in_decode": "VideoClipDataset: RGB at 112x112 from the scaler, uint8 batches",
     "float_pipeline": "before resize in decode: full-size RGB, float32, torch resize, normalise",
     "raw_decode": "decoding only: raw PyAV, full-size uint8 frames",
+    "prepared": "resize_in_decode on `aurl prepare-data`'s copies (short side 128, GOP 16)",
+    "shards": "the prepared copies in litdata shards: StreamingDataLoader, decoded from memory",
 }
 # (ours, theirs, target): DataLoader clips/s ratios, judged per worker count.
 LOADER_TARGETS = (
     ("resize_in_decode", "float_pipeline", 1.5),
     ("resize_in_decode", "raw_decode", 0.9),
+    ("prepared", "float_pipeline", 3.0),
+    ("prepared", "resize_in_decode", None),
+    ("shards", "prepared", 0.9),
 )
+# What the `prepared` and `shards` loaders read: `aurl prepare-data`'s defaults.
+SETTINGS = PrepareSettings()
+# Clips/s of the prepared loader on one core (0 workers: the main process decodes).
+TARGET_PREPARED_PER_CORE = 80.0
 PRESETS = {
     "quick": {
         "videos": 2,
@@ -226,42 +241,70 @@ def bench_readers(
 
 
 # --- the DataLoader --------------------------------------------------------------------------
-def create_loader_dataset(spec: dict[str, Any], loader: str) -> Dataset:
-    """The dataset of one of :data:`LOADERS` over ``spec``'s paths (same seeds, same clips)."""
+def create_loader(spec: dict[str, Any], loader: str, num_workers: int) -> Iterable[Any]:
+    """The DataLoader of one of :data:`LOADERS` over ``spec``'s items (same seeds, same clips).
+
+    Every loader decodes with one thread and, with workers, starts them the way a training
+    process does (``spec["start_method"]``, fork on Linux).
+    """
     sampler = create_clip_sampler("random", CLIP_LEN)
-    if loader == "resize_in_decode":
-        return VideoClipDataset(
-            [(p, 0) for p in spec["paths"]],
-            ["video"],
-            sampler,
-            create_transform("aurl", train=True, size=spec["size"]),
+    transform = create_transform("aurl", train=True, size=spec["size"])
+    if loader == "shards":
+        shards = StreamingShards(spec["shards_dir"], cache_dir=spec["shards_cache"])
+        clips = VideoClipDataset(shards.samples, ["video"], sampler, transform, seed=spec["seed"])
+        return streaming_train_loader(
+            shards,
+            clips,
+            batch_size=spec["batch_size"],
+            num_workers=num_workers,
             seed=spec["seed"],
         )
-    if loader == "float_pipeline":
-        return FloatPipelineDataset(spec["paths"], sampler, spec["size"], spec["seed"])
-    if loader == "raw_decode":
-        return RawDecodeDataset(spec["paths"], spec["num_frames"], sampler, spec["seed"])
-    raise KeyError(f"unknown loader {loader!r}; known: {', '.join(LOADERS)}")
+    dataset: Dataset
+    if loader in ("resize_in_decode", "prepared"):
+        paths = spec["prepared_paths" if loader == "prepared" else "paths"]
+        samples = [(p, 0) for p in paths]
+        dataset = VideoClipDataset(samples, ["video"], sampler, transform, seed=spec["seed"])
+    elif loader == "float_pipeline":
+        dataset = FloatPipelineDataset(spec["paths"], sampler, spec["size"], spec["seed"])
+    elif loader == "raw_decode":
+        dataset = RawDecodeDataset(spec["paths"], spec["num_frames"], sampler, spec["seed"])
+    else:
+        raise KeyError(f"unknown loader {loader!r}; known: {', '.join(LOADERS)}")
+    return DataLoader(
+        dataset,
+        batch_size=spec["batch_size"],
+        num_workers=num_workers,
+        # Raw frames keep their videos' sizes (340x256, 640x272): a list, not a stacked batch.
+        collate_fn=collate_list if loader == "raw_decode" else collate_skip,
+        # This process was spawned, which makes spawn its default; workers start the way they
+        # do in a training process (the parent's default, fork on Linux).
+        multiprocessing_context=spec["start_method"] if num_workers else None,
+    )
+
+
+def children_rss_mib() -> list[float]:
+    """Resident memory in MiB of each live child of this process (DataLoader workers; Linux)."""
+    sizes = []
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # the child has exited
+            sizes.append(pages * os.sysconf("SC_PAGE_SIZE") / 2**20)
+    return sizes
 
 
 def _dataloader_child(
     spec: dict[str, Any], loader_name: str, num_workers: int, results: mp.Queue
 ) -> None:
     """One DataLoader pass in a fresh process; puts its timings and memory on ``results``."""
-    dataset = create_loader_dataset(spec, loader_name)
     rss_before, peak_before = current_rss_mib(), peak_rss_mib()
-    loader = DataLoader(
-        dataset,
-        batch_size=spec["batch_size"],
-        num_workers=num_workers,
-        # Raw frames keep their videos' sizes (340x256, 640x272): a list, not a stacked batch.
-        collate_fn=collate_list if loader_name == "raw_decode" else collate_skip,
-        # This process was spawned, which makes spawn its default; workers start the way they
-        # do in a training process (the parent's default, fork on Linux).
-        multiprocessing_context=spec["start_method"] if num_workers else None,
-    )
+    loader = create_loader(spec, loader_name, num_workers)
     clips, first_clips, first = 0, 0, 0.0
     rss_max = rss_before  # the largest resident size seen after a batch
+    # The largest worker's resident size after each batch: flat over the epoch, or growing.
+    worker_rss: list[float] = []
     start = time.perf_counter()
     for batch in loader:
         clips += len(batch["path"])
@@ -269,6 +312,8 @@ def _dataloader_child(
             first, first_clips = time.perf_counter(), clips
         if rss_max is not None:
             rss_max = max(rss_max, current_rss_mib())
+        if num_workers:
+            worker_rss.append(max(children_rss_mib(), default=0.0))
     end = time.perf_counter()
     steady = clips - first_clips
     results.put(
@@ -285,6 +330,9 @@ def _dataloader_child(
             "peak_rss_main_mib": peak_rss_mib(),
             # The workers have been joined once the loader is exhausted.
             "peak_rss_worker_mib": peak_rss_mib(children=True) if num_workers else None,
+            "worker_rss_first_batch_mib": worker_rss[0] if worker_rss else None,
+            "worker_rss_last_batch_mib": worker_rss[-1] if worker_rss else None,
+            "worker_rss_max_mib": max(worker_rss) if worker_rss else None,
         }
     )
 
@@ -311,6 +359,8 @@ def _run_dataloader(spec: dict[str, Any], loader: str, num_workers: int) -> dict
 
 def bench_dataloader(
     paths: Sequence[Path],
+    prepared: Mapping[Path, Path],
+    work_dir: Path,
     num_clips: int,
     workers: Sequence[int],
     repeats: int,
@@ -322,6 +372,9 @@ def bench_dataloader(
     """DataLoader passes over ``num_clips`` items cycling through ``paths``, per loader of
     :data:`LOADERS` and worker count.
 
+    ``prepared`` maps each path to its prepared copy (the ``prepared`` loader reads those, the
+    ``shards`` loader litdata shards of them, written into ``work_dir``).
+
     Each pass runs in its own spawned process, alternating loaders and worker counts between
     repeats.
 
@@ -331,14 +384,21 @@ def bench_dataloader(
         process's RSS after imports (``rss_before_mib``), after any batch (``rss_max_mib``), at
         its peak (``peak_rss_main_mib``; ``peak_rss_main_before_mib`` before the loader was
         made) and of a worker's peak (``peak_rss_worker_mib``); every repeat's record under
-        ``repeats``; and ``speedups``: ``"ours/theirs"`` -> worker count ->
-        :func:`benchmarks.common.speedup` of the clips/s after the first batch, for the pairs
-        of :data:`LOADER_TARGETS`.
+        ``repeats``; the largest worker's RSS after the first and the last batch and its
+        maximum over the pass (``worker_rss_*``); ``speedups``: ``"ours/theirs"`` -> worker
+        count -> :func:`benchmarks.common.speedup` of the clips/s after the first batch, for
+        the pairs of :data:`LOADER_TARGETS`; and ``shards``: how the shards were written.
     """
-    item_paths = [str(paths[k % len(paths)]) for k in range(num_clips)]
+    items = [paths[k % len(paths)] for k in range(num_clips)]
+    item_paths = [str(p) for p in items]
+    prepared_paths = [str(prepared[p]) for p in items]
     frame_counts = {p: probe_video(p).num_frames for p in set(item_paths)}
+    shards_dir, shards = write_item_shards(prepared_paths, work_dir / "shards", max(workers))
     spec = {
         "paths": item_paths,
+        "prepared_paths": prepared_paths,
+        "shards_dir": str(shards_dir),
+        "shards_cache": str(work_dir / "litdata_cache"),
         "num_frames": [frame_counts[p] for p in item_paths],
         "batch_size": batch_size,
         "size": size,
@@ -368,6 +428,14 @@ def bench_dataloader(
             "peak_rss_main_before_mib": max(r["peak_rss_main_before_mib"] for r in records),
             "peak_rss_main_mib": max(r["peak_rss_main_mib"] for r in records),
             "peak_rss_worker_mib": _max_or_none(r["peak_rss_worker_mib"] for r in records),
+            **{
+                key: _max_or_none(r[key] for r in records)
+                for key in (
+                    "worker_rss_first_batch_mib",
+                    "worker_rss_last_batch_mib",
+                    "worker_rss_max_mib",
+                )
+            },
             "repeats": records,
         }
     speedups: dict[str, dict[str, dict[str, float]]] = {}
@@ -390,7 +458,7 @@ def bench_dataloader(
         "decoder_threads": "PyAV default (thread_type=None in every loader)",
         "loaders": {loader: LOADERS[loader] for loader in loaders},
     }
-    return {"params": params, "runs": runs, "speedups": speedups}
+    return {"params": params, "runs": runs, "speedups": speedups, "shards": shards}
 
 
 def _max_or_none(values: Iterable[float | None]) -> float | None:
@@ -468,8 +536,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 )
     torch.set_num_threads(torch_threads)
     all_paths = [p for paths in sources.values() for p in paths]
+    work = tempfile.TemporaryDirectory(prefix="aurl_data_throughput_")
+    logger.info("preparing %d videos as `aurl prepare-data` does", len(all_paths))
+    prepared, preparation = prepare_sources(all_paths, Path(work.name) / "prepared", SETTINGS)
+    targets.append(
+        {
+            "source": "prepare-data",
+            "comparison": "decoded frames: prepared == source",
+            "ratio": None,
+            "paired_median": None,
+            "target": "equal",
+            "passed": preparation["same_frames"],
+        }
+    )
     dataloader = bench_dataloader(
         all_paths,
+        prepared,
+        Path(work.name),
         args.loader_clips,
         args.workers,
         args.loader_repeats,
@@ -477,7 +560,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         args.size,
         args.seed,
     )
+    work.cleanup()
+    if "0" in dataloader["runs"]["prepared"]:
+        per_core = dataloader["runs"]["prepared"]["0"]["clips_per_s"]
+        targets.append(
+            {
+                "source": "DataLoader, 0 workers (one core)",
+                "comparison": "prepared clips/s",
+                "ratio": per_core,
+                "paired_median": None,
+                "target": TARGET_PREPARED_PER_CORE,
+                "passed": per_core >= TARGET_PREPARED_PER_CORE,
+            }
+        )
     for ours, theirs, target in LOADER_TARGETS:
+        if target is None:
+            continue
         for w, ratio in dataloader["speedups"][f"{ours}/{theirs}"].items():
             targets.append(
                 {
@@ -503,6 +601,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         },
         "reader": reader,
         "targets": targets,
+        "preparation": preparation,
         "dataloader": dataloader,
     }
     publish("data_throughput", argv, results, _markdown(results), args.out_dir, args.quick)
@@ -563,7 +662,7 @@ def _markdown(results: dict[str, Any]) -> list[tuple[str, str]]:
             t["comparison"],
             t["ratio"],
             t["paired_median"],
-            f">= {t['target']}",
+            t["target"] if isinstance(t["target"], str) else f">= {t['target']}",
             t["passed"],
         ]
         for t in results["targets"]
@@ -583,6 +682,7 @@ def _markdown(results: dict[str, Any]) -> list[tuple[str, str]]:
             r["rss_max_mib"],
             f"{r['peak_rss_main_mib']:.0f} ({r['peak_rss_main_before_mib']:.0f} before)",
             r["peak_rss_worker_mib"],
+            _worker_rss_cell(r),
         ]
         for name, runs in loader["runs"].items()
         for w, r in runs.items()
@@ -595,7 +695,9 @@ def _markdown(results: dict[str, Any]) -> list[tuple[str, str]]:
         "MiB: the main process after imports, its largest after any batch, its lifetime peak "
         "(ru_maxrss; in brackets the peak before the loader was made, a start-up transient), "
         "and the largest worker's peak, which counts pages shared with the main process "
-        "(fork).\n\n"
+        "(fork); the largest live worker's RSS after the first batch -> after the last "
+        f"(max over the pass). Shards: {loader['shards']['items']} items in "
+        f"{loader['shards']['chunks']} chunks of <= {loader['shards']['chunk_bytes']} bytes.\n\n"
     )
     headers = [
         "loader",
@@ -607,9 +709,30 @@ def _markdown(results: dict[str, Any]) -> list[tuple[str, str]]:
         "RSS during pass",
         "peak RSS main",
         "peak RSS worker",
+        "worker RSS 1st -> last batch (max)",
     ]
     sections.append(("DataLoader", note + markdown_table(headers, rows)))
+    prep = results["preparation"]
+    settings = ", ".join(f"{k} {v}" for k, v in prep["settings"].items())
+    rows = [[name, a, b, a == b] for name, (a, b) in prep["frames"].items()]
+    note = (
+        f"`aurl prepare-data`'s transcode ({settings}) of the {prep['videos']} source videos, "
+        f"one codec thread in one process: **{prep['videos_per_s_per_core']:.2f} videos/s per "
+        f"core** ({prep['seconds']:.1f} s); {prep['source_bytes'] / 2**20:.1f} MiB -> "
+        f"{prep['prepared_bytes'] / 2**20:.1f} MiB. Frames decoded to the end of each file:\n\n"
+    )
+    headers = ["video", "source frames", "prepared frames", "same"]
+    sections.append(("Preparation", note + markdown_table(headers, rows)))
     return sections
+
+
+def _worker_rss_cell(run: dict[str, Any]) -> str:
+    if run["worker_rss_max_mib"] is None:
+        return ""
+    return (
+        f"{run['worker_rss_first_batch_mib']:.0f} -> {run['worker_rss_last_batch_mib']:.0f} "
+        f"({run['worker_rss_max_mib']:.0f})"
+    )
 
 
 if __name__ == "__main__":
