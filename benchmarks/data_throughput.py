@@ -244,8 +244,7 @@ def bench_readers(
 def create_loader(spec: dict[str, Any], loader: str, num_workers: int) -> Iterable[Any]:
     """The DataLoader of one of :data:`LOADERS` over ``spec``'s items (same seeds, same clips).
 
-    Every loader decodes with one thread and, with workers, starts them the way a training
-    process does (``spec["start_method"]``, fork on Linux).
+    Every loader decodes with one thread; workers start by this process's start method.
     """
     sampler = create_clip_sampler("random", CLIP_LEN)
     transform = create_transform("aurl", train=True, size=spec["size"])
@@ -276,9 +275,6 @@ def create_loader(spec: dict[str, Any], loader: str, num_workers: int) -> Iterab
         num_workers=num_workers,
         # Raw frames keep their videos' sizes (340x256, 640x272): a list, not a stacked batch.
         collate_fn=collate_list if loader == "raw_decode" else collate_skip,
-        # This process was spawned, which makes spawn its default; workers start the way they
-        # do in a training process (the parent's default, fork on Linux).
-        multiprocessing_context=spec["start_method"] if num_workers else None,
     )
 
 
@@ -299,6 +295,9 @@ def _dataloader_child(
     spec: dict[str, Any], loader_name: str, num_workers: int, results: mp.Queue
 ) -> None:
     """One DataLoader pass in a fresh process; puts its timings and memory on ``results``."""
+    # A spawned process takes spawn as its default start method; workers start the way they do
+    # in a training process (its parent's default, fork on Linux), for every loader.
+    mp.set_start_method(spec["start_method"], force=True)
     rss_before, peak_before = current_rss_mib(), peak_rss_mib()
     loader = create_loader(spec, loader_name, num_workers)
     clips, first_clips, first = 0, 0, 0.0
