@@ -408,8 +408,6 @@ class ZeroShotDataModule(LightningDataModule):
     # --- dataloaders -------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         world, rank = _world()
-        if isinstance(self.source, StreamingShards):
-            return self._streaming_train_loader(world, rank)
         dataset = VideoClipDataset(
             self.train_samples,
             self._space.train_classes,
@@ -418,6 +416,8 @@ class ZeroShotDataModule(LightningDataModule):
             seed=self.seed,
             flip_labels=self.train_flip_labels() if self.hflip else None,
         )
+        if isinstance(self.source, StreamingShards):
+            return self._streaming_train_loader(dataset, world, rank)
         sampler = EpochShuffleSampler(dataset, world, rank, seed=self.seed)
         if len(sampler) < self.batch_size:
             raise ValueError(
@@ -428,8 +428,11 @@ class ZeroShotDataModule(LightningDataModule):
             dataset, sampler, self.batch_size, rank, drop_last=True, persist=True, lazy=True
         )
 
-    def _streaming_train_loader(self, world: int, rank: int) -> DataLoader:
-        # litdata (an optional dependency) shuffles, shards and checkpoints this loader.
+    def _streaming_train_loader(
+        self, clips: VideoClipDataset, world: int, rank: int
+    ) -> DataLoader:
+        # litdata (an optional dependency) shuffles, shards and checkpoints this loader; the
+        # clips' dataset decodes each streamed item as it would decode the item's file.
         from data_modules.streaming import streaming_train_loader
 
         assert isinstance(self.source, StreamingShards)
@@ -438,14 +441,6 @@ class ZeroShotDataModule(LightningDataModule):
                 f"{len(self.train_samples)} training videos over {world} rank(s), fewer than "
                 f"batch_size={self.batch_size} per rank"
             )
-        clips = VideoClipDataset(
-            self.train_samples,
-            self._space.train_classes,
-            create_clip_sampler("random", self.clip_len, self.train_clips, self.frame_stride),
-            create_transform(self.transform, train=True, size=self.size),
-            seed=self.seed,
-            flip_labels=self.train_flip_labels() if self.hflip else None,
-        )
         loader = streaming_train_loader(
             self.source,
             clips,
