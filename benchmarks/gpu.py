@@ -103,10 +103,6 @@ def _device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
-def _trainer_devices(device: torch.device) -> list[int] | int:
-    return [device.index or 0] if device.type == "cuda" else 1
-
-
 def bench_model(
     setup: Setup, device: torch.device, variants: Sequence[str], seed: int
 ) -> dict[str, Any]:
@@ -211,8 +207,6 @@ def bench_loader(
         ``steps``, ``timed_steps``, ``data_wait`` (share of step time), ``clips_per_s``
         (per device), ``fit_seconds`` and ``nonfinite_steps``.
     """
-    import lightning as L
-
     from aurl.callbacks import NonFiniteGuard, TrainThroughput
     from aurl.module import AURLModule
     from benchmarks.train_throughput import (
@@ -221,6 +215,7 @@ def bench_loader(
         VARIANTS,
         WARMUP_EPOCHS,
         WEIGHT_DECAY,
+        create_bench_trainer,
         create_components,
     )
     from data_modules.datamodule import ZeroShotDataModule
@@ -262,23 +257,7 @@ def bench_loader(
             channels_last=variant["channels_last"],
             embedding_cache_dir=str(root / "embeddings"),
         )
-        trainer = L.Trainer(
-            accelerator=device.type,
-            devices=_trainer_devices(device),
-            precision=variant["precision"],
-            max_epochs=1,
-            max_steps=steps,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            use_distributed_sampler=False,
-            benchmark=device.type == "cuda",
-            callbacks=[meter, guard],
-            default_root_dir=root,
-        )
+        trainer = create_bench_trainer(device, variant["precision"], steps, [meter, guard], root)
         start = time.perf_counter()
         trainer.fit(module, datamodule=data)
         fit_seconds = time.perf_counter() - start

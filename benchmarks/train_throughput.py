@@ -39,6 +39,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -301,6 +302,34 @@ def _start(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def create_bench_trainer(
+    device: torch.device,
+    precision: str,
+    steps: int,
+    callbacks: list[L.Callback],
+    root: str | Path,
+) -> L.Trainer:
+    """A Trainer that only trains, ``steps`` steps on one device: no validation, logger,
+    checkpoint, progress bar or summary (cuDNN autotuning on CUDA)."""
+    return L.Trainer(
+        accelerator=device.type,
+        devices=[device.index or 0] if device.type == "cuda" else 1,
+        precision=precision,
+        max_epochs=1,
+        max_steps=steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        benchmark=device.type == "cuda",
+        callbacks=callbacks,
+        default_root_dir=root,
+    )
+
+
 def run_trainer(
     setup: Setup,
     batches: Sequence[dict[str, Any]],
@@ -335,23 +364,7 @@ def run_trainer(
             embedding_cache_dir=f"{root}/embeddings",
         )
         guard = NonFiniteGuard()  # listed by every experiment
-        trainer = L.Trainer(
-            accelerator=device.type,
-            devices=[device.index or 0] if device.type == "cuda" else 1,
-            precision=precision,
-            max_epochs=1,
-            max_steps=setup.steps,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            use_distributed_sampler=False,
-            benchmark=device.type == "cuda",
-            callbacks=[timer, guard],
-            default_root_dir=root,
-        )
+        trainer = create_bench_trainer(device, precision, setup.steps, [timer, guard], root)
         start = time.perf_counter()
         trainer.fit(module, datamodule=BenchData(class_names(setup), batches, setup.steps))
         fit_seconds = time.perf_counter() - start
