@@ -5,6 +5,7 @@ Issue 6, items 1 (corruption corpus), 4 (numerical faults) and 5 (kill and resum
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -13,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -512,6 +513,28 @@ def _finish(proc: subprocess.Popen, root: Path, timeout: float) -> None:
     assert returncode == 0, log[-4000:]
 
 
+@contextlib.contextmanager
+def _reaped(procs: list[subprocess.Popen]) -> Iterator[list[subprocess.Popen]]:
+    """Yields ``procs`` (started runs; more may be added) and kills those still running after."""
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _resume_and_finish(
+    started: list[subprocess.Popen], config: Path, victim: Path, reference: Path, env: dict
+) -> None:
+    """Resumes the killed run in ``victim`` with ``--ckpt_path last``; waits for it and for the
+    uninterrupted run in ``reference`` (``started[0]``) to end well."""
+    started.append(_start_fit(config, victim, env, "--ckpt_path", "last"))
+    _finish(started[-1], victim, timeout=240)
+    _finish(started[0], reference, timeout=240)
+
+
 def _metrics(root: Path, version: int) -> list[dict[str, float]]:
     return read_metric_rows(root / "csv" / f"version_{version}" / "metrics.csv")
 
@@ -539,8 +562,8 @@ def test_killed_training_resumes_from_the_last_epoch_to_the_same_result(tmp_path
     env = subprocess_env(AURL_CACHE_DIR=str(tmp_path / "cache"))
     reference, victim = tmp_path / "reference", tmp_path / "victim"
     started = [_start_fit(config, reference, env), _start_fit(config, victim, env)]
-    uninterrupted, killed = started
-    try:
+    killed = started[1]
+    with _reaped(started):
         last = victim / "checkpoints" / "last.ckpt"
         deadline = time.monotonic() + 240
         while not last.exists() and killed.poll() is None and time.monotonic() < deadline:
@@ -553,14 +576,7 @@ def test_killed_training_resumes_from_the_last_epoch_to_the_same_result(tmp_path
         resume_epoch = torch.load(last, weights_only=True)["epoch"] + 1
         assert resume_epoch < RESUME_EPOCHS
 
-        started.append(_start_fit(config, victim, env, "--ckpt_path", "last"))
-        _finish(started[-1], victim, timeout=240)
-        _finish(uninterrupted, reference, timeout=240)
-    finally:
-        for proc in started:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        _resume_and_finish(started, config, victim, reference, env)
 
     expected, got = _metrics(reference, 0), _metrics(victim, 1)
     # The resumed run starts at the first unfinished epoch and retraces the reference exactly.
@@ -629,8 +645,8 @@ def test_killed_mid_epoch_training_resumes_from_its_last_checkpoint_to_the_same_
     env = subprocess_env(AURL_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=python_path)
     reference, victim = tmp_path / "reference", tmp_path / "victim"
     started = [_start_fit(config, reference, env), _start_fit(victim_config, victim, env)]
-    uninterrupted, killed = started
-    try:
+    killed = started[1]
+    with _reaped(started):
         log = victim.parent / "victim.log"
         assert killed.wait(timeout=240) == -signal.SIGKILL, log.read_text()[-4000:]
         checkpoint = victim / "checkpoints" / "last-in-epoch.ckpt"
@@ -640,14 +656,7 @@ def test_killed_mid_epoch_training_resumes_from_its_last_checkpoint_to_the_same_
         assert state["ZeroShotDataModule"]["train_loader"]["loader"]  # the loader's position
 
         # `last` picks the newer of last.ckpt (end of epoch 0) and last-in-epoch.ckpt.
-        started.append(_start_fit(victim_config, victim, env, "--ckpt_path", "last"))
-        _finish(started[-1], victim, timeout=240)
-        _finish(uninterrupted, reference, timeout=240)
-    finally:
-        for proc in started:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        _resume_and_finish(started, victim_config, victim, reference, env)
 
     expected, got = _metrics(reference, 0), _metrics(victim, 1)
     # The resumed run starts with the batch after the checkpoint (its loss is logged at step
