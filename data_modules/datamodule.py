@@ -479,11 +479,12 @@ class ZeroShotDataModule(LightningDataModule):
             create_clip_sampler("uniform", self.clip_len, num_clips, self.frame_stride),
             create_transform(self.transform, train=False, size=self.size),
         )
-        if isinstance(self.source, StreamingShards):
-            # Held-out items of a shard source are read from the shards by index.
+        shards = [c for c in (self.source, *self.targets) if isinstance(c, StreamingShards)]
+        if shards:
+            # Items of shard catalogs (held-out source items, shard targets) are read by index.
             from data_modules.streaming import ShardClipDataset
 
-            dataset = ShardClipDataset(self.source, *args, seed=self.seed)
+            dataset = ShardClipDataset(shards, *args, seed=self.seed)
         else:
             dataset = VideoClipDataset(*args, seed=self.seed)
         sampler = DistributedEvalSampler(len(dataset), world, rank)

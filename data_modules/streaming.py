@@ -6,9 +6,10 @@ items are decoded in memory by :meth:`VideoClipDataset.load
 per-item generator seeded by ``(seed, epoch, training index)`` are those of the file reader.
 litdata shuffles chunks and items from ``seed`` and its epoch, gives each DDP rank (from
 ``torch.distributed`` or ``WORLD_SIZE``/``GLOBAL_RANK``) and each worker its own chunks, and
-:class:`litdata.StreamingDataLoader` has ``state_dict``/``load_state_dict``, which Lightning's
-fit loop saves in every checkpoint and restores, so a run resumes mid-epoch exactly where it
-stopped (with the same world size, workers and batch size; litdata restripes otherwise).
+:class:`litdata.StreamingDataLoader` has ``state_dict``/``load_state_dict``, which
+``ZeroShotDataModule`` keeps in every checkpoint and restores (Lightning saves it too but does
+not restore it after ``estimated_stepping_batches``), so a run resumes mid-epoch exactly where
+it stopped (with the same world size, workers and batch size; litdata restripes otherwise).
 
 Only the datamodule's training items are streamed: items of validation classes, of classes
 removed for overlap and held-out GZSL videos are neither read nor decoded, and chunks that hold
@@ -137,36 +138,43 @@ class StreamingClipDataset(StreamingDataset):
 class ShardClipDataset(VideoClipDataset):
     """A :class:`VideoClipDataset` whose samples may be shard items, read by index.
 
-    Samples whose path is a sample identifier of ``shards`` are read from the shards by litdata's
-    random access (from a remote store, only the item's bytes are fetched), all others from
-    their files, so one evaluation set can mix held-out source items with a target's files.
+    Samples whose path is a sample identifier of one of ``shards`` are read from those shards by
+    litdata's random access (from a remote store, only the item's bytes are fetched), all others
+    from their files, so one evaluation set can mix held-out source items with a target's
+    files, or with a target's own shard items.
 
     Args:
-        shards: the shard catalog.
+        shards: the shard catalogs whose items the samples may name (source and targets).
         *args: the arguments of :class:`VideoClipDataset`.
         **kwargs: the keyword arguments of :class:`VideoClipDataset`.
     """
 
-    def __init__(self, shards: StreamingShards, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, shards: Sequence[StreamingShards], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.shards = shards
-        self._stream: StreamingDataset | None = None
+        self.shards = list(shards)
+        # One random-access stream per catalog, made on first use inside the worker that reads.
+        self._streams: dict[str, StreamingDataset] = {}
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
-        item_index = self.shards.item_index(self._path(index))
-        if item_index is None:
-            return super().__getitem__(index)
-        if self._stream is None:
-            # Made on first use, inside the worker that reads.
-            allow_plain_http(self.shards.storage_options)
-            self._stream = StreamingDataset(
-                self.shards.input_dir,
-                cache_dir=self.shards.cache_dir,
-                storage_options=self.shards.storage_options,
-                max_cache_size=self.shards.max_cache_size,
+        path = self._path(index)
+        for shards in self.shards:
+            item_index = shards.item_index(path)
+            if item_index is not None:
+                item = self._stream(shards)[item_index]
+                return self.load(index, read_shard_item(shards, item_index, item))
+        return super().__getitem__(index)
+
+    def _stream(self, shards: StreamingShards) -> StreamingDataset:
+        if shards.input_dir not in self._streams:
+            allow_plain_http(shards.storage_options)
+            self._streams[shards.input_dir] = StreamingDataset(
+                shards.input_dir,
+                cache_dir=shards.cache_dir,
+                storage_options=shards.storage_options,
+                max_cache_size=shards.max_cache_size,
                 batch_decode=0,
             )
-        return self.load(index, read_shard_item(self.shards, item_index, self._stream[item_index]))
+        return self._streams[shards.input_dir]
 
 
 def read_shard_item(
@@ -220,7 +228,7 @@ def streaming_train_loader(
         worker_init_fn: called in each worker, as by ``DataLoader``.
 
     Returns:
-        The :class:`litdata.StreamingDataLoader` (Lightning checkpoints its ``state_dict``).
+        The :class:`litdata.StreamingDataLoader` (its ``state_dict`` is kept in checkpoints).
 
     Raises:
         ValueError: a training sample that is not an item of ``shards``.

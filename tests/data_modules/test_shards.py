@@ -236,6 +236,25 @@ def test_evaluation_reads_held_out_shard_items(shard_world) -> None:
     assert any("#" in p for p in gzsl) and any(p.endswith(".mp4") for p in gzsl)
 
 
+@pytest.mark.slow
+def test_a_shard_target_is_evaluated_from_its_shards(shard_world, tmp_path) -> None:
+    target = VideoFolder(shard_world["target"], name="target")
+    write_catalog_shards(target, tmp_path / "target", start_method="fork")
+    source = VideoFolder(shard_world["source"])
+    from_files = _datamodule(shard_world, source, num_workers=0)
+    shards = StreamingShards(tmp_path / "target", name="target")
+    from_shards = _datamodule(shard_world, source, num_workers=0, targets=[shards])
+    for k in (0, 1):  # the target's set, and the GZSL set (held-out source files + target)
+        batches = list(from_shards.test_dataloader()[k])
+        reference = list(from_files.test_dataloader()[k])
+        paths = [p for batch in batches for p in batch["path"]]
+        assert not any(batch["skipped"] for batch in batches)
+        assert sum("#" in p for p in paths) == len(target)
+        # The same items in the same order give the same clips as the target's files.
+        videos = torch.cat([batch["video"] for batch in batches])
+        assert torch.equal(videos, torch.cat([batch["video"] for batch in reference]))
+
+
 @pytest.fixture
 def s3_endpoint() -> Iterator[dict[str, str]]:
     """An S3-compatible server (moto) on a free localhost port with a bucket ``"videos"``;
