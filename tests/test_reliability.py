@@ -25,7 +25,7 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from aurl.callbacks import NonFiniteGuard
+from aurl.callbacks import NonFiniteGuard, PreemptionCheckpoint
 from aurl.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from aurl.module import AURLModule
 from data_modules.datamodule import ZeroShotDataModule
@@ -416,6 +416,53 @@ def test_resuming_at_an_epoch_end_repeats_the_uninterrupted_epochs(tmp_path: Pat
     for name, value in ref_state.items():
         if torch.is_tensor(value):
             assert torch.equal(value, state[name]), name
+
+
+class _Signal(L.Callback):
+    """Sends ``signum`` to this process at the start of training batch ``batch_idx`` of
+    epoch ``epoch``, as SLURM does before a job's end."""
+
+    def __init__(self, signum: int, epoch: int, batch_idx: int) -> None:
+        self.signum, self.epoch, self.batch_idx = signum, epoch, batch_idx
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch_idx):
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.slow
+def test_sigusr1_saves_a_checkpoint_at_a_batch_end_that_resumes_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in for SLURM's scontrol that records how it was called.
+    calls, scontrol = tmp_path / "scontrol_calls", tmp_path / "bin" / "scontrol"
+    scontrol.parent.mkdir()
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{scontrol.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    handler = signal.getsignal(signal.SIGUSR1)
+
+    reference = _synthetic_fit(tmp_path, tmp_path / "reference", [])
+    preemption = PreemptionCheckpoint()
+    signalled = tmp_path / "signalled"
+    signalled.mkdir()
+    (signalled / "hpc_ckpt_2.ckpt").write_bytes(b"")  # a requeued job's earlier one: numbered on
+    _synthetic_fit(tmp_path, signalled, [_Signal(signal.SIGUSR1, 1, 2), preemption])
+    assert preemption.saved == signalled / "hpc_ckpt_3.ckpt"
+    assert calls.read_text() == "requeue 4242\n"
+    assert signal.getsignal(signal.SIGUSR1) == handler  # restored after the fit
+    state = torch.load(preemption.saved, weights_only=True)
+    # Saved at the end of epoch 1's third batch: its optimiser step done, the loader's position
+    # after it; the resumed run trains on from there to the reference's weights, bit for bit.
+    steps_per_epoch = state["global_step"] - 3
+    assert state["epoch"] == 1 and steps_per_epoch > 3
+    assert state["ZeroShotDataModule"]["train_loader"]["loader"]
+    resumed = _synthetic_fit(tmp_path, tmp_path / "resumed", [], str(preemption.saved))
+    for name, value in reference.state_dict().items():
+        if torch.is_tensor(value):
+            assert torch.equal(value, resumed.state_dict()[name]), name
 
 
 def _resume_overrides(path: Path, synthetic_root: Path) -> Path:
