@@ -535,12 +535,12 @@ class ZeroShotDataModule(LightningDataModule):
     def _restore_position(self, loader: _StatefulLoader, state: dict[str, Any]) -> None:
         # torchdata and litdata restore a position only with the number of workers it was
         # taken with.
-        if state["num_workers"] != self.num_workers:
+        if state.get("num_workers") != self.num_workers:
             logger.warning(
                 "the checkpoint's training loader ran %d workers, this run %d: if it was taken "
                 "in the middle of an epoch, that epoch restarts its order (keep "
                 "data.num_workers to resume it exactly)",
-                state["num_workers"],
+                state.get("num_workers"),
                 self.num_workers,
             )
             return

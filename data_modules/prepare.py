@@ -78,6 +78,13 @@ _COUNT_TOLERANCE = 2
 _QUEUED_PER_WORKER = 4
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a SLURM or container allotment, not the whole node)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class PrepareSettings:
     """How videos are prepared; recorded in the manifest, which refuses other settings.
@@ -308,7 +315,7 @@ def prepare_catalog(
         catalog: the catalog (a generated one is generated first, by ``catalog.prepare()``).
         output: the prepared root: the value for the catalog's ``root``.
         settings: the preparation settings (None: the defaults).
-        workers: transcoding processes (None: ``os.cpu_count()``); ``<= 1`` works in this
+        workers: transcoding processes (None: :func:`usable_cores`); ``<= 1`` works in this
             process.
         progress: show a progress bar with the ETA.
 
@@ -320,7 +327,7 @@ def prepare_catalog(
             a video of the layout is outside its root.
     """
     settings = settings or PrepareSettings()
-    workers = max(1, workers or os.cpu_count() or 1)
+    workers = max(1, workers or usable_cores())
     output = Path(output)
     catalog.prepare()
     layout = catalog.layout()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -384,7 +383,7 @@ def prepare_shards(
     from dataclasses import asdict
     from functools import partial
 
-    from data_modules.prepare import transcode_video
+    from data_modules.prepare import transcode_video, usable_cores
     from data_modules.shards import allow_plain_http, write_catalog_shards
 
     specs = catalog_specs(config_path)
@@ -407,7 +406,7 @@ def prepare_shards(
             folder,
             encode=partial(transcode_video, settings=settings),
             encode_settings={"format": "litdata", **asdict(settings)},
-            num_workers=workers or os.cpu_count() or 1,
+            num_workers=workers or usable_cores(),
             storage_options=storage_options,
             start_method="fork" if storage_options else None,
             verbose=progress,
@@ -520,7 +519,7 @@ def main(argv: list[str]) -> int:
     )
     prep.add_argument("--crf", type=int, default=23, help="x264 quality (lower: larger files)")
     prep.add_argument("--preset", default="veryfast", help="x264 speed preset")
-    prep.add_argument("--workers", type=int, help="processes (default: one per core)")
+    prep.add_argument("--workers", type=int, help="processes (default: one per usable core)")
     args = parser.parse_args(argv)
 
     if args.command == "predict":

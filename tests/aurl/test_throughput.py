@@ -123,10 +123,11 @@ def test_a_slow_loader_shows_as_data_wait(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_slow_model_and_validation_are_not_data_wait(tmp_path: Path) -> None:
-    step_delay = 0.05
-    # A validation of 4 x 0.1 s after every second step: it would be most of the next step's
-    # wait if it counted.
-    module = Sleepy(step_delay=step_delay, val_delay=0.1)
+    # Steps long against Lightning's own per-step work (fetch, logging: tens of ms on a busy
+    # machine), and a validation of 4 x 0.2 s after every second step: counted, it would be
+    # 0.8 / 1.1 of the next step's time.
+    step_delay = 0.3
+    module = Sleepy(step_delay=step_delay, val_delay=0.2)
     rows = fit(tmp_path, module, delay=0.0, val_check_interval=2, limit_val_batches=4)
     # The step after a validation is not measured (Lightning's CSV row for it repeats the
     # previous step's values).

@@ -190,7 +190,9 @@ def test_training_streams_every_training_item_once_per_epoch(shard_world) -> Non
 
 def test_loader_resumes_mid_epoch_exactly(shard_world) -> None:
     dm = _datamodule(shard_world, StreamingShards(shard_world["shards"]))
-    full = [batch["path"] for batch in dm.train_dataloader()]
+    uninterrupted = dm.train_dataloader()
+    full = [batch["path"] for batch in uninterrupted]
+    second = [batch["path"] for batch in uninterrupted]
     assert len(full) > 3
     loader = dm.train_dataloader()
     first = []
@@ -203,10 +205,10 @@ def test_loader_resumes_mid_epoch_exactly(shard_world) -> None:
     fresh.load_state_dict(state)
     rest = [batch["path"] for batch in fresh]
     assert first + rest == full
-    # The next epoch starts afresh, in a new order.
+    # The next epoch is the uninterrupted loader's next epoch: all items, in a new order.
     next_epoch = [batch["path"] for batch in fresh]
-    assert sorted(p for b in next_epoch for p in b) == sorted(p for b in full for p in b)
-    assert next_epoch != full
+    assert next_epoch == second and second != full
+    assert sorted(p for b in second for p in b) == sorted(p for b in full for p in b)
 
 
 def test_two_ranks_stream_disjoint_shards(shard_world, monkeypatch) -> None:
