@@ -407,6 +407,7 @@ def _write_part(path: Path, part: dict[str, Any]) -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The stage and its options (``check``, ``model``, ``sources``, ``loader``, ``report``)."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.gpu", description=__doc__.split("\n")[0]
     )

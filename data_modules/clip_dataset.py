@@ -106,16 +106,17 @@ class VideoClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self._labels)
 
-    def _path(self, index: int) -> str:
+    def path(self, index: int) -> str:
+        """The path (or shard sample identifier) of item ``index``."""
         return self._paths[index].decode()
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
-        return self.load(index, self._path(index))
+        return self.load(index, self.path(index))
 
     def load(self, index: int, source: VideoSource) -> dict[str, Any] | None:
         """Item ``index`` read from ``source``: its file, or its bytes held in memory (e.g. a
         litdata shard item); the clips, transform and randomness are those of ``self[index]``."""
-        path, label = self._path(index), int(self._labels[index])
+        path, label = self.path(index), int(self._labels[index])
         try:
             video, label = load_item(
                 source,
@@ -139,9 +140,9 @@ class VideoClipDataset(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any] | None]:
         # DataLoader fetches a batch through this method, so the paths of skipped items reach
         # collate_skip (in the same worker) although __getitem__ returns a bare None for them.
-        items = _Items(self[i] for i in indices)
+        items = ItemsWithSkipped(self[i] for i in indices)
         items.skipped = [
-            self._path(i) for i, item in zip(indices, items, strict=True) if item is None
+            self.path(i) for i, item in zip(indices, items, strict=True) if item is None
         ]
         return items
 
@@ -196,8 +197,9 @@ def load_item(
     return video, label
 
 
-class _Items(list):
-    """A fetched batch that also carries the paths of its skipped items."""
+class ItemsWithSkipped(list):
+    """A fetched batch that also carries the paths of its skipped items (``skipped``), for
+    :func:`collate_skip`."""
 
     skipped: list[str]
 

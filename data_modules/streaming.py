@@ -29,7 +29,7 @@ import numpy as np
 from litdata import StreamingDataLoader, StreamingDataset
 from litdata.streaming.sampler import ChunkedIndex
 
-from data_modules.clip_dataset import VideoClipDataset, _Items, collate_skip
+from data_modules.clip_dataset import ItemsWithSkipped, VideoClipDataset, collate_skip
 from data_modules.datasets.streaming_shards import StreamingShards
 from data_modules.shards import allow_plain_http
 from data_modules.video_reader import EncodedVideo
@@ -156,7 +156,7 @@ class ShardClipDataset(VideoClipDataset):
         self._streams: dict[str, StreamingDataset] = {}
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
-        path = self._path(index)
+        path = self.path(index)
         for shards in self.shards:
             item_index = shards.item_index(path)
             if item_index is not None:
@@ -201,7 +201,7 @@ def collate_shard_items(batch: Sequence[dict[str, Any] | UnreadableItem]) -> dic
         :func:`~data_modules.clip_dataset.collate_skip`'s batch, whose ``skipped`` lists the
         identifiers of the unreadable items.
     """
-    items = _Items(item for item in batch if not isinstance(item, UnreadableItem))
+    items = ItemsWithSkipped(item for item in batch if not isinstance(item, UnreadableItem))
     items.skipped = [item.sample_id for item in batch if isinstance(item, UnreadableItem)]
     return collate_skip(items)
 
@@ -235,9 +235,9 @@ def streaming_train_loader(
     """
     item_to_clip = np.full(len(shards.index.labels), -1, dtype=np.int64)
     for clip_index in range(len(clips)):
-        item_index = shards.item_index(clips._path(clip_index))
+        item_index = shards.item_index(clips.path(clip_index))
         if item_index is None:
-            raise ValueError(f"{clips._path(clip_index)} is not an item of {shards.input_dir}")
+            raise ValueError(f"{clips.path(clip_index)} is not an item of {shards.input_dir}")
         item_to_clip[item_index] = clip_index
     dataset = StreamingClipDataset(shards, clips, item_to_clip, shuffle=True, seed=seed)
     return StreamingDataLoader(
