@@ -47,7 +47,7 @@ import av.error
 from av.video.frame import PictureType
 from tqdm.auto import tqdm
 
-from aurl.paths import write_atomically
+from aurl.paths import read_json_object, write_atomically
 from data_modules.datasets.base import CatalogLayout, VideoCatalog
 from data_modules.video_reader import VideoDecodeError
 
@@ -500,7 +500,7 @@ def _claim(path: Path, settings: PrepareSettings) -> None:
     """Records ``settings`` in a new manifest, or checks an existing one holds the same."""
     wanted = {"format": FORMAT, "settings": asdict(settings)}
     if path.is_file():
-        manifest = _read_manifest(path)
+        manifest = read_json_object(path)
         found = {"format": manifest.get("format"), "settings": manifest.get("settings")}
         if found != wanted:
             raise ValueError(
@@ -513,21 +513,11 @@ def _claim(path: Path, settings: PrepareSettings) -> None:
     write_atomically(path, lambda h: h.write(json.dumps(manifest, indent=1).encode()))
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON (line {error.lineno}): {error.msg}") from error
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{path}: expected a JSON object at the top level")
-    return manifest
-
-
 def _record(
     path: Path, catalog: VideoCatalog, layout: CatalogLayout, result: PrepareResult
 ) -> None:
     """Adds the catalog's counts of this run to the manifest."""
-    manifest = _read_manifest(path)
+    manifest = read_json_object(path)
     manifest.setdefault("catalogs", {})[catalog.name] = {
         "class": f"{type(catalog).__module__}.{type(catalog).__qualname__}",
         "source_root": str(layout.root),

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from tqdm.auto import tqdm
 
+from aurl.paths import read_json_object
 from data_modules.synthetic.render import render_synthetic_video, video_seed
 from data_modules.synthetic.spec import SyntheticSpec, split_unseen, synthetic_class_names
 from data_modules.video_writer import write_video
@@ -165,7 +166,7 @@ def generate_synthetic_actions(
         ],
     )
     manifest_path = root / MANIFEST_NAME
-    previous = _read_json(manifest_path) if manifest_path.is_file() else None
+    previous = read_json_object(manifest_path) if manifest_path.is_file() else None
     if previous is not None and previous.get("params") != params:
         raise ValueError(
             f"{manifest_path}: parameters {previous.get('params')} differ from {params} in a "
@@ -256,16 +257,6 @@ def _manifest_json(manifest: SyntheticManifest) -> dict[str, Any]:
         "counts": manifest.counts,
         "videos": [v._asdict() for v in manifest.videos],
     }
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON (line {error.lineno}): {error.msg}") from error
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object at the top level")
-    return data
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:

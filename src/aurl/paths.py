@@ -1,14 +1,15 @@
-"""Paths in configs (``~`` and ``$VAR`` / ``${VAR}`` expanded, unset variables are errors) and
-files written atomically."""
+"""Paths in configs (``~`` and ``$VAR`` / ``${VAR}`` expanded, unset variables are errors),
+files written atomically, and JSON objects read with errors naming the file."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 _UNEXPANDED = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
@@ -80,3 +81,19 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """The JSON object in ``path`` (a manifest, a sidecar).
+
+    Raises:
+        ValueError: the file is not valid JSON or holds no object at the top level (the
+            message names the file and the line).
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON (line {error.lineno}): {error.msg}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object at the top level")
+    return data

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from aurl.paths import expand_path
+from aurl.paths import expand_path, read_json_object
 
 
 def test_expands_variables_and_home(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,3 +24,15 @@ def test_unset_variable_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None
         r"AURL_MISSING_ROOT is not set",
     ):
         expand_path("${AURL_MISSING_ROOT}/train", "Kinetics700.root")
+
+
+def test_read_json_object_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_text('{"settings": {"short_side": 128}}')
+    assert read_json_object(path) == {"settings": {"short_side": 128}}
+    path.write_text('{\n  "settings": oops\n}')
+    with pytest.raises(ValueError, match=r"manifest\.json: not valid JSON \(line 2\)"):
+        read_json_object(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"manifest\.json: expected a JSON object"):
+        read_json_object(path)
