@@ -38,18 +38,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import av
 import av.error
 from av.video.frame import PictureType
+from av.video.reformatter import VideoReformatter
 from tqdm.auto import tqdm
 
 from aurl.paths import read_json_object, write_atomically
 from data_modules.datasets.base import CatalogLayout, VideoCatalog
-from data_modules.video_reader import VideoDecodeError
+from data_modules.video_reader import OpenVideo, VideoDecodeError
 
 logger = logging.getLogger(__name__)
 
@@ -233,55 +233,41 @@ def transcode_file(
 def _transcode(
     src: Path, out: BinaryIO, container: str, settings: PrepareSettings, threads: int
 ) -> None:
-    if not src.exists():
-        raise VideoDecodeError(src, "file not found")
-    if not src.is_file():
-        raise VideoDecodeError(src, "not a regular file")
-    if src.stat().st_size == 0:
-        raise VideoDecodeError(src, "empty file (0 bytes)")
-    try:
-        source = av.open(str(src))
-    except (av.error.FFmpegError, OSError) as error:
-        raise VideoDecodeError(src, f"cannot open: {error}") from error
-    with source:
-        if not source.streams.video:
-            kinds = sorted({s.type for s in source.streams}) or ["none"]
-            raise VideoDecodeError(src, f"no video stream (streams: {', '.join(kinds)})")
-        stream = source.streams.video[0]
+    with OpenVideo(src, thread_type=None) as video:
+        stream = video.stream
         stream.codec_context.thread_count = threads
         listed = stream.frames
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate:
-            raise VideoDecodeError(src, "video stream has no frame rate")
         if not stream.width or not stream.height:
             raise VideoDecodeError(src, "video stream has no frame size")
         width, height = output_size(stream.width, stream.height, settings.short_side)
-        frames = _decoded(source, stream, src)
+        frames = _decoded(video.container, stream, src)
         first = next(frames, None)
         if first is None:
             raise VideoDecodeError(src, "no frame decoded")
-        time_base = 1 / Fraction(rate)
+        time_base = 1 / video.fps
         count = 0
         with av.open(out, "w", format=container) as output:
-            video = output.add_stream("libx264", rate=Fraction(rate))
-            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-            video.codec_context.gop_size = settings.keyframe_interval
-            video.codec_context.thread_count = threads
-            video.options = {
+            encoder = output.add_stream("libx264", rate=video.fps)
+            encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+            encoder.codec_context.gop_size = settings.keyframe_interval
+            encoder.codec_context.thread_count = threads
+            encoder.options = {
                 "crf": str(settings.crf),
                 "preset": settings.preset,
                 # Keyframes exactly every keyframe_interval frames: no scene-cut ones.
                 "keyint_min": str(settings.keyframe_interval),
                 "sc_threshold": "0",
             }
+            # One scaler context for the whole video (frame.reformat builds one per call).
+            scaler = VideoReformatter()
             for frame in itertools.chain([first], frames):
-                scaled = frame.reformat(width, height, "yuv420p", interpolation="AREA")
+                scaled = scaler.reformat(frame, width, height, "yuv420p", interpolation="AREA")
                 scaled.pts, scaled.time_base = count, time_base
                 # x264 would make a keyframe of every frame the source coded as one.
                 scaled.pict_type = PictureType.NONE
-                output.mux(video.encode(scaled))
+                output.mux(encoder.encode(scaled))
                 count += 1
-            output.mux(video.encode())
+            output.mux(encoder.encode())
     if listed and count < listed - _COUNT_TOLERANCE:
         raise VideoDecodeError(
             src, f"truncated: decoded {count} of the {listed} frames its header lists"

@@ -205,7 +205,7 @@ def probe_video(path: VideoSource) -> VideoInfo:
     Raises:
         VideoDecodeError: the file is missing, empty, not a video or has no frames.
     """
-    with _OpenVideo(path, thread_type=None) as video:
+    with OpenVideo(path, thread_type=None) as video:
         return video.probe()
 
 
@@ -270,7 +270,7 @@ def read_clips(
             ``clips`` or a plan's window is not inside its scaled frame.
         VideoDecodeError: the file is missing, empty, not a video, truncated or corrupt.
     """
-    with _OpenVideo(path, thread_type) as video:
+    with OpenVideo(path, thread_type) as video:
         return video.decode_clips(clips, tail_tolerance, plans)
 
 
@@ -307,7 +307,7 @@ def read_sampled_clips(
         VideoDecodeError: the file is missing, empty, not a video, has no frames, or is
             truncated or corrupt.
     """
-    with _OpenVideo(path, thread_type) as video:
+    with OpenVideo(path, thread_type) as video:
         info = video.probe()
         clips = choose_clips(info)
         plans = None if plan_clip is None else [plan_clip(info) for _ in clips]
@@ -325,8 +325,27 @@ def _split_runs(indices: list[int], max_gap: int) -> list[list[int]]:
     return runs
 
 
-class _OpenVideo:
-    """An open container and its first video stream, with errors turned into VideoDecodeError."""
+class OpenVideo:
+    """An open container and its first video stream, with errors turned into VideoDecodeError.
+
+    The reader's functions use it; so does anything else that decodes a video file or
+    :class:`EncodedVideo` (``data_modules.prepare``), to refuse the same bad inputs with the same
+    reasons. A context manager that closes the container.
+
+    Args:
+        source: the video file, or its bytes.
+        thread_type: decoder threading, as in :func:`read_clip` (None: PyAV's default).
+
+    Attributes:
+        path: the file, or the :class:`EncodedVideo`'s name (what errors name).
+        container: the open PyAV container.
+        stream: its first video stream.
+        fps: the stream's average frame rate.
+
+    Raises:
+        VideoDecodeError: the source is missing, empty, not a regular file, cannot be opened,
+            has no video stream, or no frame rate or time base.
+    """
 
     def __init__(self, source: VideoSource, thread_type: str | None) -> None:
         self.thread_type = thread_type
@@ -370,7 +389,7 @@ class _OpenVideo:
         # A fresh container decodes from the first frame without a seek.
         self._fresh = True
 
-    def __enter__(self) -> _OpenVideo:
+    def __enter__(self) -> OpenVideo:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
