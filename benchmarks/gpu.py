@@ -208,13 +208,9 @@ def bench_loader(
         (per device), ``fit_seconds`` and ``nonfinite_steps``.
     """
     from aurl.callbacks import NonFiniteGuard, TrainThroughput
-    from aurl.module import AURLModule
     from benchmarks.train_throughput import (
-        LR,
-        MOMENTUM,
         VARIANTS,
-        WARMUP_EPOCHS,
-        WEIGHT_DECAY,
+        create_bench_module,
         create_bench_trainer,
         create_components,
     )
@@ -247,15 +243,8 @@ def bench_loader(
             pin_memory=device.type == "cuda",
             seed=seed,
         )
-        module = AURLModule(
-            **create_components(setup, seed),
-            optimizer="sgd",
-            lr=LR,
-            momentum=MOMENTUM,
-            weight_decay=WEIGHT_DECAY,
-            warmup_epochs=WARMUP_EPOCHS,
-            channels_last=variant["channels_last"],
-            embedding_cache_dir=str(root / "embeddings"),
+        module = create_bench_module(
+            create_components(setup, seed), variant["channels_last"], root
         )
         trainer = create_bench_trainer(device, variant["precision"], steps, [meter, guard], root)
         start = time.perf_counter()

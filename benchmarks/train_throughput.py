@@ -302,6 +302,23 @@ def _start(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def create_bench_module(
+    components: dict[str, Any], channels_last: bool, root: str | Path
+) -> AURLModule:
+    """AURL with the benchmark's parts (:func:`create_components`) and SGD recipe, its class
+    embeddings cached under ``root``."""
+    return AURLModule(
+        **components,
+        optimizer="sgd",
+        lr=LR,
+        momentum=MOMENTUM,
+        weight_decay=WEIGHT_DECAY,
+        warmup_epochs=WARMUP_EPOCHS,
+        channels_last=channels_last,
+        embedding_cache_dir=f"{root}/embeddings",
+    )
+
+
 def create_bench_trainer(
     device: torch.device,
     precision: str,
@@ -353,16 +370,7 @@ def run_trainer(
         components["visual_tower"].compile()
     timer = StepTimer(setup.warmup_steps, setup.steps, device.type == "cuda")
     with tempfile.TemporaryDirectory() as root:
-        module = AURLModule(
-            **components,
-            optimizer="sgd",
-            lr=LR,
-            momentum=MOMENTUM,
-            weight_decay=WEIGHT_DECAY,
-            warmup_epochs=WARMUP_EPOCHS,
-            channels_last=channels_last,
-            embedding_cache_dir=f"{root}/embeddings",
-        )
+        module = create_bench_module(components, channels_last, root)
         guard = NonFiniteGuard()  # listed by every experiment
         trainer = create_bench_trainer(device, precision, setup.steps, [timer, guard], root)
         start = time.perf_counter()
